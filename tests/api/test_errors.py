@@ -1,0 +1,190 @@
+"""Every bad input gets a clear 4xx JSON error and stores nothing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.api.conftest import Student
+from tokenwheel.store.tables import events
+
+
+def event_count(app: Flask) -> int:
+    with app.extensions["tokenwheel.engine"].connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one())
+
+
+def assert_error(r: Any, status: int) -> dict[str, Any]:
+    assert r.status_code == status, (r.status_code, r.data[:300])
+    assert r.is_json
+    body = r.json
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert "Traceback" not in r.get_data(as_text=True)
+    return body  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def prompted(client: FlaskClient) -> Student:
+    s = Student(client)
+    s.prompt("The cat sat on the")
+    return s
+
+
+BAD_QUERIES = [
+    {"threshold": -0.01},
+    {"threshold": 1.01},
+    {"threshold": "abc"},
+    {"threshold": "nan"},
+    {"threshold": "inf"},
+    {"temperature": 0},
+    {"temperature": -1},
+    {"temperature": 10.5},
+    {"temperature": "nan"},
+    {"temperature": "inf"},
+    {"temperature": "-inf"},
+    {"temperature": "x"},
+    {"temperature": 0.009},
+    {"temperature": 1e-300},
+    {"other_top_k": -1},
+    {"other_top_k": 101},
+    {"other_top_k": 2.5},
+    {"other_top_k": "ten"},
+]
+
+
+@pytest.mark.parametrize("query", BAD_QUERIES, ids=lambda q: repr(q))
+def test_bad_next_token_parameters_are_400(prompted: Student, query: dict[str, Any]) -> None:
+    r = prompted.client.get(f"{prompted.url}/next-token-probs", query_string=query)
+    body = assert_error(r, 400)
+    assert next(iter(query)) in body["message"]
+
+
+BAD_APPENDS: list[Any] = [
+    {},
+    {"token_id": -1},
+    {"token_id": 49152},
+    {"token_id": 10**12},
+    {"token_id": "12"},
+    {"token_id": 1.5},
+    {"token_id": True},
+    {"token_id": None},
+    {"category": "above"},
+    {"category": "OTHER"},
+    {"category": "other", "token_id": 5},
+    {"category": "other", "token_text": " mat"},
+    {"token_text": ""},
+    {"token_text": " mat mat"},
+    {"token_text": 5},
+    {"token_id": 1171, "token_text": " cat"},
+    {"token_id": 1171, "threshold": 2},
+    {"token_id": 1171, "temperature": 0},
+    {"token_id": 1171, "unexpected": 1},
+    [1, 2],
+    "token",
+]
+
+
+@pytest.mark.parametrize("body", BAD_APPENDS, ids=lambda b: repr(b))
+def test_bad_appends_are_400_and_store_nothing(app: Flask, prompted: Student, body: Any) -> None:
+    before = event_count(app)
+    r = prompted.client.post(f"{prompted.url}/append-token", json=body)
+    assert_error(r, 400)
+    assert event_count(app) == before
+
+
+def test_malformed_json_is_400(app: Flask, prompted: Student) -> None:
+    before = event_count(app)
+    for path in ("append-token", "set-prompt"):
+        r = prompted.client.post(
+            f"{prompted.url}/{path}", data="{not json", content_type="application/json"
+        )
+        assert_error(r, 400)
+    r = prompted.client.post("/api/sessions", data="{", content_type="application/json")
+    assert_error(r, 400)
+    assert event_count(app) == before
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\n\t ", None, 42, ["a"], {"a": 1}])
+def test_bad_prompts_are_400(app: Flask, prompted: Student, prompt: Any) -> None:
+    before = event_count(app)
+    r = prompted.client.post(f"{prompted.url}/set-prompt", json={"prompt": prompt})
+    assert_error(r, 400)
+    r = prompted.client.post(f"{prompted.url}/set-prompt", json={})
+    assert_error(r, 400)
+    assert event_count(app) == before
+
+
+def test_too_long_prompt_is_400_before_the_model(app: Flask, client: FlaskClient) -> None:
+    s = Student(client)
+    before = event_count(app)
+    r = client.post(f"{s.url}/set-prompt", json={"prompt": "a" * 4001})
+    assert "4000" in assert_error(r, 400)["message"]
+    r = client.post(f"{s.url}/set-prompt", json={"prompt": " a" * 600})  # 600 tokens > 512
+    assert "512" in assert_error(r, 400)["message"]
+    assert event_count(app) == before
+
+
+def test_before_a_prompt_probs_and_append_are_400(client: FlaskClient) -> None:
+    s = Student(client)
+    body = assert_error(client.get(f"{s.url}/next-token-probs"), 400)
+    assert "prompt" in body["message"].lower()
+    assert_error(client.post(f"{s.url}/append-token", json={"token_id": 5}), 400)
+    assert_error(client.post(f"{s.url}/append-token", json={"category": "other"}), 400)
+
+
+def test_undo_with_only_the_prompt_is_the_seed_error(prompted: Student) -> None:
+    r = prompted.client.post(f"{prompted.url}/undo")
+    body = assert_error(r, 400)
+    assert body == {
+        "error": "Cannot undo",
+        "message": "No generated tokens to remove. Only initial prompt remains.",
+        "current_text": "The cat sat on the",
+    }
+
+
+@pytest.mark.parametrize(
+    "sid",
+    [
+        "nope",
+        "123",
+        str(uuid.uuid4()),
+        "' OR 1=1 --",
+        "00000000-0000-0000-0000-000000000000",
+        str(uuid.uuid4()).upper(),
+    ],
+)
+def test_unknown_or_malformed_session_ids_are_404(client: FlaskClient, sid: str) -> None:
+    for method, path, body in (
+        ("get", "", None),
+        ("delete", "", None),
+        ("post", "/set-prompt", {"prompt": "hi"}),
+        ("get", "/next-token-probs", None),
+        ("post", "/append-token", {"token_id": 1}),
+        ("post", "/undo", None),
+    ):
+        r = getattr(client, method)(f"/api/sessions/{sid}{path}", json=body)
+        assert_error(r, 404)
+
+
+def test_create_session_errors(app: Flask, client: FlaskClient) -> None:
+    before = event_count(app)
+    body = assert_error(client.post("/api/sessions", json={"model_name": "gpt-17"}), 400)
+    assert "gpt-17" in body["message"]
+    assert_error(client.post("/api/sessions", json={"model_name": 5}), 400)
+    assert_error(client.post("/api/sessions", json={"model_name": ""}), 400)
+    assert_error(client.post("/api/sessions", json={"model": "x"}), 400)
+    # a Hub model on a machine with no Hub access: 503 with the reason
+    body = assert_error(client.post("/api/sessions", json={"model_name": "gpt2"}), 503)
+    assert "gpt2" in body["message"] and "cache" in body["message"]
+    assert event_count(app) == before
+
+
+def test_unknown_routes_and_methods_are_json(client: FlaskClient) -> None:
+    assert_error(client.get("/api/nothing-here"), 404)
+    assert_error(client.put("/api/sessions"), 405)

@@ -1,0 +1,207 @@
+"""A real server on 127.0.0.1 with the bundled model, and Debian's Chromium driven by
+Playwright (headless). Outside CI a machine without Chromium skips these tests; under
+CI=true it fails, so a missing browser is never a silent pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import IN_CI, MODEL_CACHE
+
+CHROMIUM = Path(os.environ.get("TOKENWHEEL_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+BUNDLED = "smollm2-135m"
+TEACHER_TOKEN = "browser-teacher-token-5f1c9e"
+STRICT_CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+START_TIMEOUT = 240.0  # migrate, start gunicorn, load the model on 2 busy cores
+STEP_TIMEOUT_MS = 30_000  # one page step (a request and a redraw) on a busy machine
+
+expect.set_options(timeout=STEP_TIMEOUT_MS)  # Playwright's default is 5 s
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (required under CI)")
+    pytest.skip(f"{reason} (skipped outside CI only)")
+
+
+@dataclass
+class Server:
+    url: str
+    log: Path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: float = 60,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return json.load(response)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(server: Server, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {server.log.read_text()[-3000:]}")
+        try:
+            server.request("GET", "/api/models", timeout=5)
+            break
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.3)
+    else:
+        raise RuntimeError(f"the server did not start: {server.log.read_text()[-3000:]}")
+    # load the model now, so page timeouts need not allow for it
+    remaining = max(10.0, deadline - time.monotonic())
+    created = server.request("POST", "/api/sessions", {}, timeout=remaining)
+    server.request("DELETE", f"/api/sessions/{created['session_id']}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    instance = tmp_path_factory.mktemp("browser-instance")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWHEEL_")}
+    env.update(
+        TOKENWHEEL_INSTANCE_PATH=str(instance),
+        TOKENWHEEL_OFFLINE="true",
+        TOKENWHEEL_DEFAULT_MODEL=BUNDLED,
+        TOKENWHEEL_MODEL_CACHE_DIR=str(MODEL_CACHE),
+        TOKENWHEEL_SCHEDULER="false",
+        TOKENWHEEL_TEACHER_TOKEN=TEACHER_TOKEN,
+        HF_HUB_OFFLINE="1",
+    )
+    port = _free_port()
+    log = instance / "server.log"
+    command = [str(Path(sys.executable).parent / "tokenwheel"), "serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--threads", "4"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(url=f"http://127.0.0.1:{port}", log=log)
+    try:
+        _wait_until_up(server, process)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=60_000
+        )
+        yield browser
+        browser.close()
+
+
+@dataclass
+class PageWatch:
+    """What a page did that a test must look at: console errors, uncaught exceptions,
+    requests for anything not on our server."""
+
+    origin: str
+    errors: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+
+    def expected_failures_only(self, statuses: set[int]) -> list[str]:
+        """Console errors other than the browser's 'Failed to load resource' lines for
+        responses a test provoked on purpose."""
+        allowed = tuple(f"status of {s} " for s in statuses)
+
+        def provoked(error: str) -> bool:
+            return "Failed to load resource" in error and any(a in error for a in allowed)
+
+        return [e for e in self.errors if not provoked(e)]
+
+
+def open_page(
+    browser: Browser, server: Server, *, reduced_motion: bool, **context: Any
+) -> tuple[Page, PageWatch]:
+    ctx = browser.new_context(service_workers="block", **context)
+    page = ctx.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    page.emulate_media(reduced_motion="reduce" if reduced_motion else "no-preference")
+    watch = PageWatch(origin=server.url)
+    page.on("console", lambda m: m.type == "error" and watch.errors.append(m.text))
+    page.on("pageerror", lambda e: watch.errors.append(f"uncaught: {e}"))
+
+    def guard(route: Any) -> None:
+        if not route.request.url.startswith(server.url + "/"):
+            # no CDN, no fonts, no telemetry: nothing leaves this machine
+            watch.outside.append(route.request.url)
+            route.abort()
+        elif route.request.resource_type == "document":
+            # serve pages under a strict policy: an inline script or style, or anything
+            # fetched from elsewhere, would be a console error
+            response = route.fetch()
+            headers = {**response.headers, "content-security-policy": STRICT_CSP}
+            route.fulfill(response=response, headers=headers)
+        else:
+            route.continue_()
+
+    page.route("**/*", guard)
+    return page, watch
+
+
+@pytest.fixture
+def desk(browser: Browser, server: Server) -> Iterator[tuple[Page, PageWatch]]:
+    """A projector-sized window that prefers reduced motion (spins finish at once)."""
+    page, watch = open_page(
+        browser, server, reduced_motion=True, viewport={"width": 1366, "height": 900}
+    )
+    yield page, watch
+    page.context.close()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

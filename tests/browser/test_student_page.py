@@ -1,0 +1,221 @@
+"""The student page in headless Chromium against a real server: start, spin, pick by
+keyboard, undo, sliders, error messages, a phone screen; no console errors, nothing
+fetched from outside."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import PageWatch, Server, open_page, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
+
+PROMPT = "The cat sat on the"
+
+
+def start(page: Page, server: Server, prompt: str = PROMPT) -> str:
+    page.goto(server.url + "/")
+    expect(page.locator("#model")).to_have_value("smollm2-135m")
+    page.fill("#prompt", prompt)
+    page.click("#start")
+    expect(page.locator("#wheel .wedge").first).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-busy", "false")
+    session = page.locator("body").get_attribute("data-session")
+    assert session
+    return session
+
+
+def chips(page: Page) -> Any:
+    return page.locator("#text .tok")
+
+
+def idle(page: Page) -> None:
+    expect(page.locator("body")).to_have_attribute("data-busy", "false")
+
+
+def assert_pointer_at(page: Page, angle: float) -> None:
+    """The wheel stopped with the point ``angle`` degrees into it under the pointer."""
+    stopped = float(page.locator("#wheel").get_attribute("data-stopped-rotation") or "nan")
+    off = (stopped + angle + 180) % 360 - 180
+    assert abs(off) < 1e-6, (stopped, angle)
+
+
+def test_a_student_spins_picks_undoes_and_changes_the_temperature(
+    desk: tuple[Page, PageWatch], server: Server
+) -> None:
+    page, watch = desk
+    page.goto(server.url + "/")
+    assert page.evaluate("matchMedia('(prefers-reduced-motion: reduce)').matches")
+    expect(page.locator("html")).to_have_attribute("data-motion", "reduced")
+    expect(page.locator("#model")).to_have_value("smollm2-135m")
+    screenshot(page, "student-start")
+
+    session = start(page, server)
+    expect(page.locator("#text .prompt")).to_have_text(PROMPT)
+    expect(chips(page)).to_have_count(0)
+    picks = page.get_by_role("button", name=re.compile(r"^Pick "))
+    assert picks.count() >= 3, "the wheel shows one button per above-threshold token"
+    other = page.get_by_role("button", name=re.compile(r"^Other: [\d,]+ tokens"))
+    expect(other).to_have_count(1)
+    expect(page.locator("#other-summary")).to_contain_text("tokens")
+    expect(page.locator("#other-list li")).to_have_count(10)
+    expect(page.locator("#undo")).to_be_disabled()
+    screenshot(page, "student-wheel")
+
+    # Spin: the server draws; the wheel stops where the draw fell; the token joins the text.
+    with page.expect_response(re.compile(r"/spin$")) as spun:
+        page.click("#spin")
+    body = spun.value.json()
+    expect(chips(page)).to_have_count(1)
+    idle(page)
+    token = body["appended_token"]
+    assert chips(page).first.get_attribute("data-token-id") == str(token["token_id"])
+    assert token["selection"] == "spin"
+    wheel = page.locator("#wheel")
+    assert_pointer_at(page, body["angle"])
+    assert page.evaluate("document.getAnimations().length") == 0  # reduced motion: no spin
+    expect(page.locator("#landing-text")).to_contain_text(f"{body['draw']:.4f}")
+    chip_title = chips(page).first.get_attribute("title") or ""
+    assert f"token id {token['token_id']}" in chip_title
+    screenshot(page, "student-after-spin")
+
+    # Keyboard only: from Spin, Shift+Tab reaches the wheel (one tab stop), an arrow moves
+    # to the second wedge, Enter picks it.
+    page.focus("#spin")
+    page.keyboard.press("Shift+Tab")
+    focused = page.evaluate("document.activeElement.closest('.wedge')?.dataset.index")
+    assert focused == "0"
+    page.keyboard.press("ArrowRight")
+    wedge = page.evaluate(
+        "({index: document.activeElement.dataset.index,"
+        " token: document.activeElement.dataset.tokenId ?? null,"
+        " name: document.activeElement.getAttribute('aria-label')})"
+    )
+    assert wedge["index"] == "1" and wedge["name"]
+    expect(page.locator("#wedge-info")).to_have_text(re.compile(r".*number 2 on the wheel|^Other:"))
+    screenshot(page, "student-keyboard")
+    page.keyboard.press("Enter")
+    expect(chips(page)).to_have_count(2)
+    idle(page)
+    if wedge["token"] is not None:
+        assert chips(page).nth(1).get_attribute("data-token-id") == wedge["token"]
+    # the wheel was redrawn for the next token, and the focus is still on a wedge
+    assert page.evaluate("document.activeElement.classList.contains('wedge')")
+
+    # Undo, by keyboard too; waiting for the server does not drop the focus.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "spin"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(chips(page)).to_have_count(1)
+    idle(page)
+    assert page.evaluate("document.activeElement.id") == "undo"
+
+    # Temperature and threshold redraw the wheel; the session and its text stay.
+    first_name = page.locator("#wheel .wedge").first.get_attribute("aria-label")
+    page.focus("#temperature")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    expect(page.locator("#temperature-value")).to_have_text("1.5")
+    expect(wheel).to_have_attribute("data-temperature", "1.5")
+    idle(page)
+    assert page.locator("#wheel .wedge").first.get_attribute("aria-label") != first_name
+    page.focus("#threshold")
+    page.keyboard.press("ArrowLeft")
+    expect(wheel).to_have_attribute("data-threshold", "0.005")
+    idle(page)
+    expect(chips(page)).to_have_count(1)
+    assert page.locator("body").get_attribute("data-session") == session
+    state = server.request("GET", f"/api/sessions/{session}")
+    assert [t["token_id"] for t in state["token_history"]] == [token["token_id"]]
+    screenshot(page, "student-temperature")
+
+    assert watch.errors == []
+    assert watch.outside == []
+
+
+def test_errors_are_explained(desk: tuple[Page, PageWatch], server: Server) -> None:
+    page, watch = desk
+    session = start(page, server)
+
+    message = page.locator("#message")
+
+    # An expired session: the page says so and starts a new one on request.
+    server.request("DELETE", f"/api/sessions/{session}")
+    page.focus("#temperature")
+    page.keyboard.press("ArrowLeft")
+    expect(message).to_be_visible()
+    expect(message).to_contain_text("Session expired or deleted")
+    screenshot(page, "student-error")
+    page.click("#message-action")
+    expect(message).to_be_hidden()
+    expect(page.locator("#wheel .wedge").first).to_be_visible()
+    idle(page)
+    assert page.locator("body").get_attribute("data-session") not in ("", session)
+
+    # A rate limit: the message says how long to wait, and Spin waits that long.
+    page.route(
+        re.compile(r"/spin$"),
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "7"},
+            json={"error": "Too many requests", "message": "Slow down a little."},
+        ),
+    )
+    page.click("#spin")
+    expect(message).to_contain_text("Too many requests")
+    expect(message).to_contain_text("Try again in 7 s")
+    expect(page.locator("#spin")).to_be_disabled()
+
+    # The model cannot load: 503 with the server's reason.
+    page.route(
+        re.compile(r"/api/sessions$"),
+        lambda route: route.fulfill(
+            status=503,
+            json={"error": "Model unavailable", "message": "Model 'x' is still loading."},
+        ),
+    )
+    page.fill("#class-code", "BIO-7")  # a new class code asks for a new session
+    page.click("#start")
+    expect(message).to_contain_text("Model loading or unavailable")
+    expect(message).to_contain_text("still loading")
+
+    assert watch.expected_failures_only({404, 429, 503}) == []
+    assert watch.outside == []
+
+
+def test_the_page_fits_a_phone_and_spins_with_motion(browser: Browser, server: Server) -> None:
+    page, watch = open_page(
+        browser,
+        server,
+        reduced_motion=False,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    try:
+        start(page, server)
+        width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], "no sideways scrolling on a phone"
+        box = page.locator("#wheel").bounding_box()
+        assert box and box["width"] <= 390
+        screenshot(page, "student-phone")
+
+        with page.expect_response(re.compile(r"/spin$")) as spun:
+            page.locator("#spin").tap()
+        page.wait_for_function("document.getAnimations().length > 0")  # the wheel turns
+        expect(chips(page)).to_have_count(1)
+        stopped = float(page.locator("#wheel").get_attribute("data-stopped-rotation") or "nan")
+        assert stopped >= 360, "with motion allowed the wheel makes full turns"
+        assert_pointer_at(page, spun.value.json()["angle"])
+        idle(page)
+        screenshot(page, "student-phone-after-spin")
+        assert watch.errors == []
+        assert watch.outside == []
+    finally:
+        page.context.close()

@@ -1,0 +1,115 @@
+"""Shared fixtures: databases, settings, the real bundled model (loaded once)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tokenwheel.inference.registry import ModelRegistry
+from tokenwheel.inference.types import InferenceOptions
+from tokenwheel.settings import Settings
+
+PG_URL = os.environ.get(
+    "TOKENWHEEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TOKENWHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+MODEL_CACHE = Path(os.environ.get("TOKENWHEEL_TEST_CACHE", Path.cwd() / "instance" / "test-cache"))
+
+
+def postgres_available() -> bool:
+    try:
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+BUNDLED = "smollm2-135m"
+GEMMA = "gemma-3-270m"
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[ModelRegistry]:
+    """The real model registry, shared by the whole test session: each model loads once."""
+    registry = ModelRegistry(
+        InferenceOptions(cache_dir=str(MODEL_CACHE), offline=True, default_model="gpt2")
+    )
+    registry.get(BUNDLED)
+    yield registry
+    registry.shutdown()
+
+
+@pytest.fixture(scope="session")
+def gemma(registry: ModelRegistry) -> str:
+    registry.get(GEMMA)
+    return GEMMA
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The PostgreSQL URL; under CI=true a missing server fails instead of skipping."""
+    if not postgres_available():
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI but {PG_URL} is unreachable")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running (skipped outside CI only)")
+    return PG_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis URL; under CI=true a missing server fails instead of skipping."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError:
+        if IN_CI:
+            pytest.fail(f"Redis is required under CI but {REDIS_URL} is unreachable")
+        pytest.skip("Redis at 127.0.0.1:6379 is not running (skipped outside CI only)")
+    return REDIS_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty schema in the test database for one test."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_server)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = sa.engine.make_url(pg_server).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tokenwheel.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    return Settings(
+        instance_path=tmp_path,
+        database_url=sqlite_url,
+        scheduler_enabled=False,
+        offline=True,
+        model_cache_dir=MODEL_CACHE,
+    )

@@ -1,0 +1,154 @@
+"""The analyst views on SQLite and PostgreSQL agree with the Python statistics and timeline."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from tests.streams import T0, A, B, C, D, E, F, build, sid
+from tokenwheel.domain import session as d
+from tokenwheel.domain.events import Event
+from tokenwheel.domain.statistics import session_statistics, timeline
+from tokenwheel.store import migrate
+from tokenwheel.store.database import make_engine
+from tokenwheel.store.sql import SqlEventStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def docs_query(marker: str) -> str:
+    """The SQL block of docs/events.md that contains ``marker``, verbatim."""
+    blocks = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "events.md").read_text(), re.S)
+    (block,) = [b for b in blocks if marker in b]
+    return block
+
+
+# Run as written in docs/events.md, on both databases (the class there is 7b).
+OTHER_IN_CLASS = docs_query("pick Other in class")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def store_streams(engine: sa.Engine, *streams: list[Event]) -> SqlEventStore:
+    store = SqlEventStore(engine)
+    for events in streams:
+        state = d.replay(events)
+        assert state is not None
+        store.append(events, 0, d.summarize(state))
+    return store
+
+
+def rows(engine: sa.Engine, sql: str, **params: object) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+
+
+def test_views_exist_and_drop_with_a_downgrade(engine: sa.Engine) -> None:
+    assert {"token_events", "session_summaries"} <= set(sa.inspect(engine).get_view_names())
+    migrate.check(engine)  # views are not tables: no drift
+    config = migrate.alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    assert not {"token_events", "session_summaries"} & set(sa.inspect(engine).get_view_names())
+    migrate.upgrade(engine)
+    assert {"token_events", "session_summaries"} <= set(sa.inspect(engine).get_view_names())
+
+
+def test_token_events_match_the_timeline(engine: sa.Engine) -> None:
+    one = build(1, "The cat", A, B, None, C, "The dog", D, E, F)
+    two = build(2, "The cat", D, None, E, model="x", class_code=None)
+    store_streams(engine, one, two)
+    got = rows(engine, "SELECT * FROM token_events ORDER BY event_id")
+    expected = [
+        (events[0].session_id, entry)
+        for events in (one, two)
+        for entry in timeline(events)
+        if entry.type == "TokenAppended"
+    ]
+    assert len(got) == len(expected) == 8
+    for row, (session_id, entry) in zip(got, expected, strict=True):
+        p = entry.payload
+        assert row["session_id"] == session_id and row["version"] == entry.version
+        assert row["class_code"] == ("c1" if session_id == sid(1) else None)
+        assert row["model_name"] == ("m" if session_id == sid(1) else "x")
+        for key in ("token_id", "token_text", "category", "selection", "rank"):
+            assert row[key] == p[key], key
+        for key in ("probability", "log_probability", "temperature", "threshold"):
+            assert row[key] == p[key], key  # floats survive JSON exactly
+        assert row["sampled_from_other"] == int(p["sampled_from_other"])
+        assert row["other_total_probability"] is None
+        assert row["undone"] == int(bool(entry.undone))
+        assert row["in_text"] == int(bool(entry.in_final_text))
+    assert [r["prompt_version"] for r in got[:6]] == [2, 2, 2, 7, 7, 7]
+
+
+def test_session_summaries_match_the_statistics(engine: sa.Engine) -> None:
+    streams = (
+        build(1, "The cat", A, B, None, C, "The dog", D, E, F),
+        build(2, "The cat", D, None, E, model="x", class_code=None),
+        build(3),  # no prompt, no tokens
+    )
+    store_streams(engine, *streams)
+    got = {r["session_id"]: r for r in rows(engine, "SELECT * FROM session_summaries")}
+    assert set(got) == {sid(1), sid(2), sid(3)}
+    for events in streams:
+        stats = session_statistics(events)
+        row = got[stats.session_id]
+        text = stats.text
+        assert (row["class_code"], row["model_name"], row["status"], row["prompt"]) == (
+            stats.class_code,
+            stats.model_name,
+            "active",
+            stats.prompt,
+        )
+        assert row["event_count"] == len(events)
+        assert (row["prompt_count"], row["tokens_appended"], row["undo_count"]) == (
+            stats.prompt_count,
+            stats.tokens_appended,
+            stats.undo_count,
+        )
+        assert (row["tokens_generated"], row["other_count"], row["other_sampled_count"]) == (
+            text.tokens_generated,
+            text.other_count,
+            text.other_sampled_count,
+        )
+        assert row["top_choice_count"] == text.top_choice_count
+        if text.average_probability is None:
+            assert row["average_probability"] is None
+        else:
+            assert math.isclose(row["average_probability"], text.average_probability)  # type: ignore[arg-type]
+        assert math.isclose(row["log_probability"], text.log_probability, abs_tol=1e-12)  # type: ignore[arg-type]
+
+
+def test_how_often_did_students_pick_other_in_a_class(engine: sa.Engine) -> None:
+    store_streams(
+        engine,
+        build(1, "The cat", A, B, None, C, class_code="7b"),  # B undone: it still was picked
+        build(2, "The cat", E, class_code="c2"),
+        build(3, "The cat", D, E, class_code="7b"),
+    )
+    (row,) = rows(engine, OTHER_IN_CLASS)
+    assert (row["picks"], row["other_picks"]) == (5, 3)  # A, B, C, D, E
+    assert math.isclose(row["other_share"], 3 / 5)  # type: ignore[arg-type]
+
+
+def test_purged_sessions_leave_the_views(engine: sa.Engine) -> None:
+    store = store_streams(engine, build(1, "The cat", A), build(2, "The cat", D))
+    store.expire_idle(T0 + timedelta(hours=1), 60)
+    assert store.purge(T0 + timedelta(hours=1)) == 2
+    assert rows(engine, "SELECT * FROM token_events") == []
+    assert rows(engine, "SELECT * FROM session_summaries") == []

@@ -1,0 +1,166 @@
+"""The correctness gate: every fast path equals a full recompute on the same ids.
+
+KV prefixes reused across appends, undos and students, batched one-token steps of
+different lengths, and Gemma's sliding window: max |dp| <= 1e-4 in float32 against the
+model run from scratch on the ids (no cache)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+import torch
+from flask.testing import FlaskClient
+
+from tests.conftest import BUNDLED, GEMMA
+from tokenwheel.inference.engine import InferenceEngine, PrefixCache
+from tokenwheel.inference.registry import ModelRegistry
+from tokenwheel.inference.types import OverloadedError
+
+TOLERANCE = 1e-4
+
+
+def max_dp(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((torch.softmax(a.double(), -1) - torch.softmax(b.double(), -1)).abs().max())
+
+
+@pytest.fixture(params=[BUNDLED, GEMMA])
+def model(request: pytest.FixtureRequest, registry: ModelRegistry):  # type: ignore[no-untyped-def]
+    if request.param == GEMMA:
+        request.getfixturevalue("gemma")
+    return registry.get(request.param)
+
+
+def test_random_append_undo_walk_matches_full_recompute(model) -> None:  # type: ignore[no-untyped-def]
+    engine = InferenceEngine(threads=2)
+    rng = random.Random(7)
+    ids = model.encode_prompt("The teacher wrote on the board that")
+    worst = 0.0
+    try:
+        for _ in range(24):
+            fast = engine.logits(model, ids)
+            worst = max(worst, max_dp(fast, model.logits(ids)))
+            move = rng.random()
+            if move < 0.6 or len(ids) < 10:
+                ids = ids + [int(torch.topk(fast, 5).indices[rng.randrange(5)])]
+            elif move < 0.85:
+                ids = ids[:-1]  # undo
+            else:
+                ids = ids[: rng.randrange(5, len(ids))]  # a set-prompt to a shorter text
+        assert worst <= TOLERANCE
+        assert engine.stats.prefill_tokens < 24 * len(ids) / 2  # the caches were used
+    finally:
+        engine.shutdown()
+
+
+def test_batched_steps_of_different_lengths(model) -> None:  # type: ignore[no-untyped-def]
+    engine = InferenceEngine(threads=2, batch_wait=0.05)
+    prompts = [
+        "Hello",
+        "Once upon a time in a land",
+        "The cat",
+        "One two three four five six seven",
+        "A",
+        "Water boils at",
+    ]
+    sequences = [model.encode_prompt(p) for p in prompts]
+    try:
+        for ids in sequences:  # prefill each, so the next step is one token
+            engine.logits(model, ids)
+        steps = [ids + [100 + i] for i, ids in enumerate(sequences)]
+        results: dict[int, torch.Tensor] = {}
+        barrier = threading.Barrier(len(steps))
+
+        def ask(i: int) -> None:
+            barrier.wait()
+            results[i] = engine.logits(model, steps[i])
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(steps))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert engine.stats.batched_passes >= 1 and engine.stats.batched_rows >= 2
+        for i, ids in enumerate(steps):
+            assert max_dp(results[i], model.logits(ids)) <= TOLERANCE, prompts[i]
+    finally:
+        engine.shutdown()
+
+
+def test_students_sharing_a_prompt_share_its_prefill(registry: ModelRegistry) -> None:
+    model = registry.get(BUNDLED)
+    engine = InferenceEngine(threads=2)
+    prompt = model.encode_prompt("Today our class will learn how a language model picks a word")
+    try:
+        engine.logits(model, prompt)
+        before = engine.stats.prefill_tokens
+        for student in range(5):
+            ids = prompt + [200 + student]
+            assert max_dp(engine.logits(model, ids), model.logits(ids)) <= TOLERANCE
+        assert engine.stats.prefill_tokens - before == 5  # one token each
+    finally:
+        engine.shutdown()
+
+
+def test_gemma_past_the_sliding_window_recomputes_correctly(
+    gemma: str, registry: ModelRegistry
+) -> None:
+    model = registry.get(gemma)
+    engine = InferenceEngine(threads=2)
+    ids = model.encode_prompt(" ".join(f"w{i}" for i in range(160)))[:505]
+    assert len(ids) == 505
+    try:
+        for step in range(12):  # walks from 505 to 517 tokens, across 512
+            if step == 8:
+                ids = ids[:-3]  # undo back across the window
+            fast = engine.logits(model, ids)
+            assert max_dp(fast, model.logits(ids)) <= TOLERANCE, len(ids)
+            ids = ids + [int(fast.argmax())]
+        assert engine.stats.recomputes >= 1
+    finally:
+        engine.shutdown()
+
+
+def test_prefix_cache_is_bounded_and_keeps_one_entry_per_branch() -> None:
+    def layers(n: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        return ((torch.zeros(1, n, 4), torch.zeros(1, n, 4)),)
+
+    cache = PrefixCache(max_bytes=2 * 10 * 16 * 2)  # room for two 10-token entries
+    cache.put((1, 2, 3), layers(3))
+    cache.put((1, 2, 3, 4), layers(4))
+    assert list(cache.entries) == [(1, 2, 3, 4)]  # the extension replaces its prefix
+    entry, n = cache.longest((1, 2, 9))
+    assert entry is not None and n == 2
+    cache.put(tuple(range(10)), layers(10))
+    cache.put(tuple(range(50, 60)), layers(10))
+    assert cache.bytes <= cache.max_bytes and (1, 2, 3, 4) not in cache.entries
+
+
+def test_a_full_queue_answers_503_with_retry_after(
+    client: FlaskClient, registry: ModelRegistry, app
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.api.conftest import Student
+
+    s = Student(client)
+    s.prompt("A busy classroom")
+    saved = registry.engine
+    engine = registry.engine = InferenceEngine(threads=2, max_queue=1)
+    try:
+        blocker = threading.Thread(target=engine.call, args=(time.sleep, 1.5))
+        blocker.start()
+        time.sleep(0.3)  # the model thread is now busy
+        filler = threading.Thread(target=engine.call, args=(time.sleep, 0))
+        filler.start()
+        time.sleep(0.1)  # the queue is full
+        with pytest.raises(OverloadedError):
+            engine.logits(registry.get(BUNDLED), [1, 2, 3])
+        r = client.get(f"{s.url}/next-token-probs", query_string={"temperature": 1.234})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+        assert r.json["error"] == "Server busy"
+        blocker.join()
+        filler.join()
+    finally:
+        registry.engine = saved
+        engine.shutdown()

@@ -1,0 +1,3 @@
+from tokenwheel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP: blueprints, schemas and the mapping of domain errors to status codes."""

@@ -1,0 +1,402 @@
+"""The student API: sessions, prompts, distributions, appends, undo."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flask import current_app
+
+from tokenwheel.domain.session import GeneratedToken
+from tokenwheel.domain.statistics import ClassStatistics, SessionStatistics
+from tokenwheel.service import (
+    AppendRequest,
+    AppendResult,
+    DistributionResult,
+    PromptResult,
+    SessionService,
+    SessionView,
+    SpinRequest,
+    SpinResult,
+    UndoResult,
+)
+
+from . import schemas as s
+from .blueprint import Blueprint
+from .concurrency import ETAG_HEADER, expected_version, idempotency, versioned
+
+blp = Blueprint(
+    "sessions",
+    __name__,
+    url_prefix="/api/sessions",
+    description="A student's session: set a prompt, see the next-token wheel, append, undo.",
+)
+
+NOT_FOUND = {"description": "The session does not exist, was deleted, or has expired."}
+CONFLICT = {
+    "description": "The session is no longer at the version the request named "
+    "(If-Match or expected_version); the body's `version` is the current one."
+}
+KEY_REUSED = {"description": "The Idempotency-Key was used before with a different request."}
+
+
+def service() -> SessionService:
+    return current_app.extensions["tokenwheel.service"]  # type: ignore[no-any-return]
+
+
+def display(info: Any) -> dict[str, Any]:
+    """How a token is shown: visible whitespace, partial UTF-8, special, end of text."""
+    return {
+        "display_text": info.display_text,
+        "partial_utf8": info.partial_utf8,
+        "special": info.special,
+        "end_of_sequence": info.end_of_sequence,
+    }
+
+
+def history_entry(token: GeneratedToken, info: Any) -> dict[str, Any]:
+    return {
+        "token_id": token.token_id,
+        "token_text": token.token_text,
+        **display(info),
+        "probability": token.probability,
+        "log_probability": token.log_probability,
+        "category": token.category,
+        "sampled_from_other": token.sampled_from_other,
+        "selection": token.selection,
+        "rank": token.rank,
+        "selected_at": token.selected_at,
+    }
+
+
+def token_summary(token: GeneratedToken, info: Any) -> dict[str, Any]:
+    entry = history_entry(token, info)
+    del entry["selected_at"]
+    return entry
+
+
+def history(view: SessionView) -> list[dict[str, Any]]:
+    return [history_entry(t, view.token_infos[t.token_id]) for t in view.state.generated]
+
+
+def statistics_body(stats: SessionStatistics | ClassStatistics) -> dict[str, Any]:
+    """The text statistics side by side with the counts (one flat object)."""
+    body = asdict(stats)
+    return {**body.pop("text"), **body}
+
+
+def session_body(view: SessionView) -> dict[str, Any]:
+    state = view.state
+    return {
+        "session_id": state.session_id,
+        "model_name": state.model_name,
+        "initial_prompt": state.prompt,
+        "current_text": view.current_text,
+        "token_history": history(view),
+        "generation_count": len(state.generated),
+        "created_at": state.created_at,
+        "last_accessed": view.last_accessed,
+        "version": state.version,
+    }
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(s.CreateSessionSchema, required=False)
+@blp.response(201, s.SessionCreatedSchema, headers=ETAG_HEADER)
+@blp.alt_response(
+    400, schema=s.ApiErrorSchema, description="Unknown model name, bad class code or bad body."
+)
+@blp.alt_response(
+    429,
+    schema=s.ApiErrorSchema,
+    description="Too many sessions from this address this hour (TOKENWHEEL_SESSIONS_PER_HOUR) "
+    "or too many requests; Retry-After says when to try again.",
+)
+@blp.alt_response(503, schema=s.ApiErrorSchema, description="The model cannot load here; says why.")
+def create_session(body: dict[str, Any]) -> Any:
+    """Create a session
+
+    Starts an isolated session on a model (the default model when `model_name` is
+    absent). The first session on a model waits for it to load. The session id is a
+    random UUID: keep it private, it is the only key to the session. `class_code`
+    (optional) files the session under a class, so the teacher can find it; the answer
+    repeats it. With a `seed`, the session's spins (and Other samples) are reproducible:
+    the same seed and the same actions give the same tokens.
+    """
+    view = service().create_session(
+        body.get("model_name"), body.get("class_code"), seed=body.get("seed")
+    )
+    created = {
+        "session_id": view.session_id,
+        "model_name": view.state.model_name,
+        "created_at": view.state.created_at,
+        "version": view.state.version,
+    }
+    if view.state.class_code is not None:
+        created["class_code"] = view.state.class_code
+    return versioned(created)
+
+
+@blp.route("/<session_id>", methods=["GET"])
+@blp.response(200, s.SessionStateSchema, headers=ETAG_HEADER)
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+def get_session(session_id: str) -> Any:
+    """Get session state
+
+    The prompt, the text so far (prompt verbatim + the generated tokens decoded together)
+    and every generated token with the facts recorded when it was chosen.
+    """
+    return versioned(session_body(service().get_session(session_id)))
+
+
+@blp.route("/<session_id>/statistics", methods=["GET"])
+@blp.response(200, s.SessionStatisticsSchema)
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+def statistics(session_id: str) -> dict[str, Any]:
+    """Statistics of this session
+
+    Over the tokens in the current text: how many, their average probability, how many
+    came from the Other wedge, the text's log-probability and perplexity
+    (exp(-mean log-probability), at the temperatures used), and how often the most likely
+    token was chosen. `tokens_appended` and `undo_count` also count undone tokens.
+    """
+    return statistics_body(service().statistics(session_id))
+
+
+@blp.route("/<session_id>", methods=["DELETE"])
+@blp.arguments(s.DeleteHeadersSchema, location="headers")
+@blp.response(200, s.DeleteResponseSchema, headers=ETAG_HEADER)
+@blp.alt_response(400, schema=s.ApiErrorSchema, description="A malformed If-Match header.")
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+@blp.alt_response(409, schema=s.ApiErrorSchema, **CONFLICT)
+def delete_session(headers: dict[str, Any], session_id: str) -> Any:
+    """Delete a session
+
+    Afterwards every student endpoint answers 404 for it. The history stays readable for
+    teachers until the retention period purges it. Send If-Match to delete only the
+    version you saw.
+    """
+    result = service().delete_session(session_id, expected_version({}, headers))
+    return versioned(
+        {
+            "message": "Session deleted successfully",
+            "session_id": result.session_id,
+            "version": result.version,
+        }
+    )
+
+
+def set_prompt_body(result: PromptResult) -> dict[str, Any]:
+    return {
+        "session_id": result.view.session_id,
+        "current_text": result.view.current_text,
+        "token_count": result.token_count,
+        "message": "Prompt set successfully",
+        "version": result.view.state.version,
+    }
+
+
+@blp.route("/<session_id>/set-prompt", methods=["POST"])
+@blp.arguments(s.SetPromptSchema)
+@blp.arguments(s.MutationHeadersSchema, location="headers")
+@blp.response(200, s.SetPromptResponseSchema, headers=ETAG_HEADER)
+@blp.alt_response(400, schema=s.ApiErrorSchema, description="Empty, blank, non-string or too long.")
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+@blp.alt_response(409, schema=s.ApiErrorSchema, **CONFLICT)
+@blp.alt_response(422, schema=s.ApiErrorSchema, **KEY_REUSED)
+def set_prompt(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
+    """Set or reset the prompt
+
+    Replaces the prompt and clears the generated tokens. `token_count` is the number of
+    tokens the model sees for the prompt. A prompt over the length limits is refused
+    before the model sees it.
+    """
+    result = service().set_prompt(
+        session_id,
+        body["prompt"],
+        expected_version(body, headers),
+        idempotency(headers, s.SetPromptResponseSchema, set_prompt_body),
+    )
+    return versioned(set_prompt_body(result))
+
+
+@blp.route("/<session_id>/next-token-probs", methods=["GET"])
+@blp.arguments(s.NextTokenQuerySchema, location="query")
+@blp.response(200, s.NextTokenProbsSchema, headers=ETAG_HEADER)
+@blp.alt_response(400, schema=s.ApiErrorSchema, description="No prompt yet, or bad parameters.")
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+def next_token_probs(query: dict[str, Any], session_id: str) -> Any:
+    """Get the next-token distribution (the wheel)
+
+    One entry per token with probability >= `threshold` (most likely first) and one
+    Other wedge holding the rest: its total probability, how many tokens it holds and its
+    `other_top_k` most likely tokens. Head, tail and vocabulary counts always add up.
+    """
+    result = service().next_token_probs(
+        session_id, query["threshold"], query["temperature"], query["other_top_k"]
+    )
+    return versioned(distribution_body(result))
+
+
+def distribution_body(result: DistributionResult) -> dict[str, Any]:
+    """The wheel's body, shared with the teacher's replayed wheel."""
+    view, d = result.view, result.distribution
+    token = lambda t: {  # noqa: E731
+        "token_id": t.token_id,
+        "token_text": t.token_text,
+        "probability": t.probability,
+        "log_probability": t.log_probability,
+        **display(t),
+    }
+    return {
+        "session_id": view.session_id,
+        "current_text": view.current_text,
+        "threshold": d.threshold,
+        "temperature": d.temperature,
+        "above_threshold_tokens": [token(t) for t in d.above_threshold_tokens],
+        "other_category": {
+            "total_probability": d.other_category.total_probability,
+            "token_count": d.other_category.token_count,
+            "sample_tokens": [token(t) for t in d.other_category.sample_tokens],
+        },
+        "total_above_threshold_probability": d.total_above_threshold_probability,
+        "vocabulary_size": d.vocabulary_size,
+        "version": view.state.version,
+    }
+
+
+def append_body(result: AppendResult) -> dict[str, Any]:
+    token = result.token
+    body: dict[str, Any] = {
+        "session_id": result.view.session_id,
+        "previous_text": result.previous_text,
+        "appended_token": token_summary(token, result.view.token_infos[token.token_id]),
+        "current_text": result.view.current_text,
+        "token_history": history(result.view),
+        "version": result.view.state.version,
+    }
+    if token.category == "other":
+        body["other_category_info"] = {
+            "total_probability": token.other_total_probability,
+            "token_count": token.other_token_count,
+            "selected_token_rank": token.selected_token_rank,
+        }
+    return body
+
+
+@blp.route("/<session_id>/append-token", methods=["POST"])
+@blp.arguments(s.AppendTokenSchema)
+@blp.arguments(s.MutationHeadersSchema, location="headers")
+@blp.response(200, s.AppendTokenResponseSchema, headers=ETAG_HEADER)
+@blp.alt_response(400, schema=s.ApiErrorSchema, description="Bad token, ambiguous body, no prompt.")
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+@blp.alt_response(409, schema=s.ApiErrorSchema, **CONFLICT)
+@blp.alt_response(422, schema=s.ApiErrorSchema, **KEY_REUSED)
+def append_token(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
+    """Append a token
+
+    Send exactly one of `token_id` (optionally with a matching `token_text`),
+    `token_text` alone (must be exactly one vocabulary token), or `category: "other"` to
+    let the server sample from the Other wedge (renormalized tail). `threshold` and
+    `temperature` decide the recorded probability, the category and the tail sampled
+    from; they default as for next-token-probs. A retry with the same Idempotency-Key
+    returns the first response, even for a sampled Other token.
+    """
+    result = service().append_token(
+        session_id,
+        AppendRequest(
+            token_id=body.get("token_id"),
+            token_text=body.get("token_text"),
+            category=body.get("category"),
+            threshold=body["threshold"],
+            temperature=body["temperature"],
+        ),
+        expected_version(body, headers),
+        idempotency(headers, s.AppendTokenResponseSchema, append_body),
+    )
+    return versioned(append_body(result))
+
+
+def spin_body(result: SpinResult) -> dict[str, Any]:
+    landing = result.landing
+    return {
+        **append_body(result),
+        "draw": landing.draw,
+        "angle": landing.angle,
+        "landed": {
+            "wedge": landing.wedge,
+            "wedge_index": landing.wedge_index,
+            "start_angle": landing.start_angle,
+            "end_angle": landing.end_angle,
+        },
+    }
+
+
+@blp.route("/<session_id>/spin", methods=["POST"])
+@blp.arguments(s.SpinSchema, required=False)
+@blp.arguments(s.MutationHeadersSchema, location="headers")
+@blp.response(200, s.SpinResponseSchema, headers=ETAG_HEADER)
+@blp.alt_response(400, schema=s.ApiErrorSchema, description="Bad parameters or seed, no prompt.")
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+@blp.alt_response(409, schema=s.ApiErrorSchema, **CONFLICT)
+@blp.alt_response(422, schema=s.ApiErrorSchema, **KEY_REUSED)
+def spin(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
+    """Spin the wheel
+
+    The server draws one uniform number `draw` in [0, 1) and lays it on the wheel that
+    next-token-probs shows at the same `threshold` and `temperature`: the above-threshold
+    wedges, most likely first, then the Other wedge, clockwise from the top. The pointer
+    stops at `angle` = 360 * `draw` degrees. If that is inside a token's wedge, that token
+    is appended; if it is inside the Other wedge, the draw rescaled to the wedge picks a
+    token of the renormalized tail (most likely first). So every token is drawn with
+    exactly its probability. The token is recorded with `selection: "spin"` and the body
+    has the append-token fields plus `draw`, `angle` and `landed`.
+
+    The draw is reproducible when the session was created with a `seed`, or when this
+    request sends one: it depends only on the seed and the session's event count.
+    """
+    result = service().spin(
+        session_id,
+        SpinRequest(
+            threshold=body["threshold"], temperature=body["temperature"], seed=body.get("seed")
+        ),
+        expected_version(body, headers),
+        idempotency(headers, s.SpinResponseSchema, spin_body),
+    )
+    return versioned(spin_body(result))
+
+
+def undo_body(result: UndoResult) -> dict[str, Any]:
+    return {
+        "session_id": result.view.session_id,
+        "previous_text": result.previous_text,
+        "removed_token": token_summary(result.removed, result.removed_info),
+        "current_text": result.view.current_text,
+        "token_history": history(result.view),
+        "message": "Last token removed successfully",
+        "version": result.view.state.version,
+    }
+
+
+@blp.route("/<session_id>/undo", methods=["POST"])
+@blp.arguments(s.UndoSchema, required=False)
+@blp.arguments(s.MutationHeadersSchema, location="headers")
+@blp.response(200, s.UndoResponseSchema, headers=ETAG_HEADER)
+@blp.alt_response(
+    400, schema=s.ApiErrorSchema, description="'Cannot undo': only the prompt remains."
+)
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+@blp.alt_response(409, schema=s.ApiErrorSchema, **CONFLICT)
+@blp.alt_response(422, schema=s.ApiErrorSchema, **KEY_REUSED)
+def undo(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
+    """Undo the last generated token
+
+    Removes the last generated token; repeated undos go further back but never into the
+    prompt. The body is optional (`expected_version` only).
+    """
+    result = service().undo(
+        session_id,
+        expected_version(body, headers),
+        idempotency(headers, s.UndoResponseSchema, undo_body),
+    )
+    return versioned(undo_body(result))

@@ -1,0 +1,164 @@
+"""The composition root: settings -> engine, store, models, service -> Flask app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, send_from_directory
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .api import health as health_api
+from .api import models as models_api
+from .api import sessions as sessions_api
+from .api import teacher as teacher_api
+from .api.errors import TokenWheelApi, register_error_handlers
+from .api.headers import init_cors, init_security_headers
+from .api.limits import init_limits
+from .api.requests import init_request_ids
+from .inference.catalog import spec_from_mapping
+from .inference.registry import ModelRegistry
+from .inference.types import InferenceOptions
+from .service import LanguageModels, SessionService
+from .settings import Settings
+from .store.database import make_engine
+from .store.sql import SqlEventStore
+from .teaching import TeachingService
+
+log = logging.getLogger(__name__)
+
+DOCS_ASSETS = "/api/docs-assets/"
+
+
+def inference_options(settings: Settings) -> InferenceOptions:
+    return InferenceOptions(
+        cache_dir=str(settings.cache_dir),
+        offline=settings.offline,
+        hub_timeout=settings.hub_timeout,
+        torch_threads=settings.torch_threads,
+        default_model=settings.default_model,
+        max_context=settings.max_context,
+        extra_models=tuple(spec_from_mapping(m) for m in settings.extra_models),
+        dtype=settings.dtype,
+        memory_budget_bytes=settings.model_memory_budget,
+        engine=settings.engine,
+        kv_cache_bytes=settings.kv_cache_bytes,
+        logits_cache_bytes=settings.logits_cache_bytes,
+        max_batch=settings.max_batch,
+        max_queue=settings.model_queue,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    models: LanguageModels | None = None,
+    start_scheduler: bool | None = None,
+    warm_up: bool = False,
+) -> Flask:
+    """Build the app. Nothing here loads a model or starts a thread before it is needed,
+    except the purge scheduler when enabled and, with ``warm_up`` (servers), a thread that
+    loads the default model; both run after a server forks, per worker."""
+    settings = settings or Settings.from_env()
+    # tokenwheel/web/ holds the pages as plain static files; they talk to the REST API only
+    app = Flask(
+        __name__,
+        instance_path=str(settings.instance_path),
+        static_folder="web",
+        static_url_path="/static",
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(
+        API_TITLE="Token Wheel",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS,
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": (
+                    "Token Wheel shows a language model's next-token distribution as a wheel. "
+                    "Every error body is JSON with `error` and `message`."
+                )
+            }
+        },
+        JSON_SORT_KEYS=False,
+    )
+
+    engine = make_engine(settings.database_url)
+    store = SqlEventStore(engine)
+    if models is None:
+        registry = ModelRegistry(inference_options(settings))
+        if settings.preload:
+            # after the fork (create_app runs in each worker), in the background so the
+            # worker answers /api/health at once; /api/ready waits for the default model
+            threading.Thread(
+                target=registry.preload,
+                args=(settings.preload,),
+                name="tokenwheel-preload",
+                daemon=True,
+            ).start()
+        models = registry
+    service = SessionService(store, models, settings)
+    app.extensions["tokenwheel.settings"] = settings
+    app.extensions["tokenwheel.engine"] = engine
+    app.extensions["tokenwheel.service"] = service
+    app.extensions["tokenwheel.teaching"] = TeachingService(store, models, settings)
+    app.extensions["tokenwheel.models"] = models
+
+    init_request_ids(app)
+    api = TokenWheelApi(app)
+    api.register_blueprint(sessions_api.blp)
+    api.register_blueprint(models_api.blp)
+    teacher_api.register(api)
+    api.register_blueprint(health_api.blp)
+    register_error_handlers(app)
+    _serve_docs_assets(app)
+    _serve_pages(app)
+    app.extensions["tokenwheel.limiter"] = init_limits(app, settings)
+    init_security_headers(app)
+    init_cors(app, settings)
+    if settings.trusted_proxies:
+        # Behind N reverse proxies the client is the Nth address from the right of
+        # X-Forwarded-For; without this every client would be the proxy.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    if warm_up:
+        threading.Thread(target=service.warm_up, name="tokenwheel-warm-up", daemon=True).start()
+
+    if start_scheduler if start_scheduler is not None else settings.scheduler_enabled:
+        from .jobs import start_purge_scheduler
+
+        app.extensions["tokenwheel.scheduler"] = start_purge_scheduler(service, engine, settings)
+    return app
+
+
+def _serve_pages(app: Flask) -> None:
+    """The student page at ``/`` and the teacher page at ``/teacher``; their scripts and
+    styles come from ``/static/``. The teacher page itself holds no data: everything it
+    shows comes from the teacher API, behind the token."""
+
+    @app.get("/")
+    def student_page() -> Any:
+        return app.send_static_file("index.html")
+
+    @app.get("/teacher")
+    def teacher_page() -> Any:
+        return app.send_static_file("teacher.html")
+
+
+def _serve_docs_assets(app: Flask) -> None:
+    """Swagger UI from the swagger-ui-bundle package: /api/docs works with no internet."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:  # pragma: no cover - a declared dependency
+        return
+    folder = swagger_ui_bundle.swagger_ui_path
+
+    @app.get(DOCS_ASSETS + "<path:filename>")
+    def docs_assets(filename: str) -> Any:
+        return send_from_directory(folder, filename)

@@ -1,0 +1,1 @@
+"""Plain-Python heart of Token Wheel: events, the session aggregate, domain errors."""

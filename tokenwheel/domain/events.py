@@ -1,0 +1,127 @@
+"""The facts a session is made of.
+
+Events are written once and never updated. Each carries its envelope (stream, version,
+time) and a payload; :func:`payload_of` and :func:`event_from_record` are the only
+translation between the two, so the stored JSON is exactly the fields below.
+Version-1 payloads are documented for analysts in ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    session_id: str
+    version: int
+    occurred_at: datetime
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionCreated(Event):
+    model_name: str
+    class_code: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetPrompt(Event):
+    """The student typed a prompt. ``token_ids`` are what the model sees, kept so replay
+    never needs the tokenizer. The card names this event; analysts query it by name."""
+
+    prompt: str
+    token_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenAppended(Event):
+    """A token joined the text. For the Other wedge this stores the token that was
+    sampled, so replay never samples again."""
+
+    token_id: int
+    token_text: str
+    probability: float
+    log_probability: float
+    category: str  # "above_threshold" | "other"
+    sampled_from_other: bool
+    selection: str  # "explicit" | "other" | "spin"
+    threshold: float
+    temperature: float
+    rank: int
+    other_total_probability: float | None = None
+    other_token_count: int | None = None
+    selected_token_rank: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Undone(Event):
+    token_id: int
+    undone_version: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionDeleted(Event):
+    pass
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls for cls in (SessionCreated, SetPrompt, TokenAppended, Undone, SessionDeleted)
+}
+_ENVELOPE = frozenset({"session_id", "version", "occurred_at"})
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def payload_of(event: Event) -> dict[str, Any]:
+    """The JSON payload stored for ``event`` (tuples become lists)."""
+    payload: dict[str, Any] = {}
+    for f in fields(event):
+        if f.name in _ENVELOPE:
+            continue
+        value = getattr(event, f.name)
+        payload[f.name] = list(value) if isinstance(value, tuple) else value
+    return payload
+
+
+def event_from_record(
+    type_name: str,
+    schema_version: int,
+    payload: dict[str, Any],
+    *,
+    session_id: str,
+    version: int,
+    occurred_at: datetime,
+) -> Event:
+    """Rebuild an event from a stored row, upcasting older payload versions."""
+    cls = EVENT_TYPES.get(type_name)
+    if cls is None:
+        raise UnknownEventType(type_name)
+    payload = _upcast(cls, schema_version, dict(payload))
+    if cls is SetPrompt:
+        payload["token_ids"] = tuple(payload["token_ids"])
+    known = {f.name for f in fields(cls)} - _ENVELOPE
+    return cls(
+        session_id=session_id,
+        version=version,
+        occurred_at=occurred_at,
+        **{k: v for k, v in payload.items() if k in known},
+    )
+
+
+def _upcast(cls: type[Event], schema_version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 is the only version so far. A later version adds a branch here that turns
+    # an old payload into the new shape; stored rows are never rewritten.
+    if schema_version > cls.SCHEMA_VERSION:
+        raise UnknownEventType(f"{cls.__name__} schema version {schema_version} is newer than ours")
+    return payload

@@ -1,0 +1,304 @@
+"""The session aggregate: state, decisions and replay.
+
+Decisions are plain functions ``(state, command args) -> [new events]`` that check the
+rules and number the events ``state.version + 1``. :func:`apply` folds one event into
+state; :func:`replay` folds a whole stream. Replay never calls a model or a random number
+generator: every fact it needs is in the events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import reduce
+
+from .errors import (
+    GenerationLimitReached,
+    InvalidCommand,
+    NothingToUndo,
+    PromptNotSet,
+    SessionNotFound,
+)
+from .events import Event, SessionCreated, SessionDeleted, SetPrompt, TokenAppended, Undone
+
+CATEGORIES = ("above_threshold", "other")
+SELECTIONS = ("explicit", "other", "spin")
+
+# A class code is typed by students and put in URLs and file names: keep it short and plain.
+# Compared exactly ("7B" and "7b" are two classes).
+CLASS_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+CLASS_CODE_RULE = "1 to 32 letters, digits, '-' or '_'"
+_CLASS_CODE = re.compile(CLASS_CODE_PATTERN)
+
+
+def check_class_code(class_code: str | None) -> None:
+    """None (no class) or a code of :data:`CLASS_CODE_RULE`; anything else is refused."""
+    if class_code is None:
+        return
+    if not isinstance(class_code, str) or not _CLASS_CODE.fullmatch(class_code):
+        raise InvalidCommand(f"class_code must be {CLASS_CODE_RULE}.")
+
+
+@dataclass(frozen=True)
+class GeneratedToken:
+    """A token in the current text, with the facts recorded when it was chosen."""
+
+    token_id: int
+    token_text: str
+    probability: float
+    log_probability: float
+    category: str
+    sampled_from_other: bool
+    selection: str
+    threshold: float
+    temperature: float
+    rank: int
+    selected_at: datetime
+    version: int
+    other_total_probability: float | None = None
+    other_token_count: int | None = None
+    selected_token_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    """What the service decided to append (scored by the model, not yet a fact)."""
+
+    token_id: int
+    token_text: str
+    probability: float
+    log_probability: float
+    category: str
+    sampled_from_other: bool
+    selection: str
+    threshold: float
+    temperature: float
+    rank: int
+    other_total_probability: float | None = None
+    other_token_count: int | None = None
+    selected_token_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class SessionState:
+    session_id: str
+    version: int
+    model_name: str
+    created_at: datetime
+    updated_at: datetime
+    class_code: str | None = None
+    seed: int | None = None
+    prompt: str | None = None
+    prompt_token_ids: tuple[int, ...] = ()
+    generated: tuple[GeneratedToken, ...] = ()
+    deleted: bool = False
+    deleted_at: datetime | None = None
+    undo_count: int = 0
+
+    @property
+    def token_ids(self) -> tuple[int, ...]:
+        """What the model sees: the prompt's ids, then the generated ids."""
+        return self.prompt_token_ids + tuple(t.token_id for t in self.generated)
+
+    @property
+    def generated_ids(self) -> tuple[int, ...]:
+        return tuple(t.token_id for t in self.generated)
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def create_session(
+    session_id: str,
+    model_name: str,
+    now: datetime,
+    class_code: str | None = None,
+    seed: int | None = None,
+) -> list[Event]:
+    if not model_name:
+        raise InvalidCommand("A session needs a model name.")
+    check_class_code(class_code)
+    return [
+        SessionCreated(
+            session_id=session_id,
+            version=1,
+            occurred_at=now,
+            model_name=model_name,
+            class_code=class_code,
+            seed=seed,
+        )
+    ]
+
+
+def _require_live(state: SessionState) -> None:
+    if state.deleted:
+        raise SessionNotFound("Session does not exist or has been deleted.")
+
+
+def set_prompt(
+    state: SessionState, prompt: str, token_ids: tuple[int, ...], now: datetime
+) -> list[Event]:
+    _require_live(state)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidCommand("Prompt must be a non-empty string.")
+    if not token_ids:
+        raise InvalidCommand("Prompt produced no tokens for this model.")
+    return [
+        SetPrompt(
+            session_id=state.session_id,
+            version=state.version + 1,
+            occurred_at=now,
+            prompt=prompt,
+            token_ids=tuple(token_ids),
+        )
+    ]
+
+
+def require_prompt(state: SessionState) -> None:
+    _require_live(state)
+    if state.prompt is None:
+        raise PromptNotSet("No prompt set yet. Set one with POST /set-prompt first.")
+
+
+def append_token(
+    state: SessionState, choice: TokenChoice, now: datetime, max_generated: int
+) -> list[Event]:
+    require_prompt(state)
+    if len(state.generated) >= max_generated:
+        raise GenerationLimitReached(
+            f"This session already has {len(state.generated)} generated tokens, the most "
+            "allowed. Undo or set a new prompt."
+        )
+    if choice.category not in CATEGORIES or choice.selection not in SELECTIONS:
+        raise InvalidCommand("Unknown category or selection.")
+    return [
+        TokenAppended(
+            session_id=state.session_id,
+            version=state.version + 1,
+            occurred_at=now,
+            token_id=choice.token_id,
+            token_text=choice.token_text,
+            probability=choice.probability,
+            log_probability=choice.log_probability,
+            category=choice.category,
+            sampled_from_other=choice.sampled_from_other,
+            selection=choice.selection,
+            threshold=choice.threshold,
+            temperature=choice.temperature,
+            rank=choice.rank,
+            other_total_probability=choice.other_total_probability,
+            other_token_count=choice.other_token_count,
+            selected_token_rank=choice.selected_token_rank,
+        )
+    ]
+
+
+def undo(state: SessionState, now: datetime) -> list[Event]:
+    _require_live(state)
+    if not state.generated:
+        raise NothingToUndo("No generated tokens to remove. Only initial prompt remains.")
+    last = state.generated[-1]
+    return [
+        Undone(
+            session_id=state.session_id,
+            version=state.version + 1,
+            occurred_at=now,
+            token_id=last.token_id,
+            undone_version=last.version,
+        )
+    ]
+
+
+def delete_session(state: SessionState, now: datetime) -> list[Event]:
+    _require_live(state)
+    return [SessionDeleted(session_id=state.session_id, version=state.version + 1, occurred_at=now)]
+
+
+# ---------------------------------------------------------------- replay
+
+
+def apply(state: SessionState | None, event: Event) -> SessionState:
+    """Fold one event into state. ``state`` is None only before ``SessionCreated``."""
+    if isinstance(event, SessionCreated):
+        if state is not None:
+            raise ValueError("SessionCreated must be the first event of a stream")
+        return SessionState(
+            session_id=event.session_id,
+            version=event.version,
+            model_name=event.model_name,
+            class_code=event.class_code,
+            seed=event.seed,
+            created_at=event.occurred_at,
+            updated_at=event.occurred_at,
+        )
+    if state is None:
+        raise ValueError(f"{event.type} before SessionCreated")
+    if event.version != state.version + 1:
+        raise ValueError(f"event version {event.version} follows {state.version}")
+    state = replace(state, version=event.version, updated_at=event.occurred_at)
+    match event:
+        case SetPrompt():
+            return replace(
+                state, prompt=event.prompt, prompt_token_ids=event.token_ids, generated=()
+            )
+        case TokenAppended():
+            token = GeneratedToken(
+                token_id=event.token_id,
+                token_text=event.token_text,
+                probability=event.probability,
+                log_probability=event.log_probability,
+                category=event.category,
+                sampled_from_other=event.sampled_from_other,
+                selection=event.selection,
+                threshold=event.threshold,
+                temperature=event.temperature,
+                rank=event.rank,
+                selected_at=event.occurred_at,
+                version=event.version,
+                other_total_probability=event.other_total_probability,
+                other_token_count=event.other_token_count,
+                selected_token_rank=event.selected_token_rank,
+            )
+            return replace(state, generated=state.generated + (token,))
+        case Undone():
+            # Undo pops generated tokens only; the prompt is never touched.
+            return replace(state, generated=state.generated[:-1], undo_count=state.undo_count + 1)
+        case SessionDeleted():
+            return replace(state, deleted=True, deleted_at=event.occurred_at)
+    raise ValueError(f"unknown event {event!r}")
+
+
+def replay(events: Iterable[Event]) -> SessionState | None:
+    """State after ``events`` (None for an empty stream)."""
+    return reduce(apply, events, None)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One row of the session index, derived from state (so it can be rebuilt)."""
+
+    session_id: str
+    model_name: str
+    class_code: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    generated_count: int
+    undo_count: int
+    deleted_at: datetime | None
+
+
+def summarize(state: SessionState) -> SessionSummary:
+    return SessionSummary(
+        session_id=state.session_id,
+        model_name=state.model_name,
+        class_code=state.class_code,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        version=state.version,
+        generated_count=len(state.generated),
+        undo_count=state.undo_count,
+        deleted_at=state.deleted_at,
+    )

@@ -1,0 +1,173 @@
+"""Events as files: CSV (one row per event, payload flattened), JSON and JSON Lines.
+
+The teacher API and ``tokenwheel export-events`` share these formats, and
+:func:`events_from_csv` / :func:`events_from_json` read them back into the same events
+(a test holds them to that). Floats are written with ``repr``, so they read back exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from tokenwheel.domain.events import EVENT_TYPES, Event, event_from_record, payload_of
+from tokenwheel.store.records import EventRow
+
+CSV_TYPE = "text/csv; charset=utf-8"
+JSON_TYPE = "application/json"
+JSONL_TYPE = "application/x-ndjson"
+FORMATS = ("csv", "json")
+
+ENVELOPE_COLUMNS = (
+    "event_id",
+    "session_id",
+    "class_code",
+    "model_name",
+    "version",
+    "type",
+    "schema_version",
+    "occurred_at",
+)
+_ENVELOPE_FIELDS = {"session_id", "version", "occurred_at"}
+
+
+def _payload_columns() -> tuple[str, ...]:
+    """Every payload field of every event type, in declaration order, each once.
+    SessionCreated's ``model_name`` and ``class_code`` share the envelope's columns."""
+    seen: dict[str, None] = {}
+    for cls in EVENT_TYPES.values():
+        for f in fields(cls):
+            if f.name not in _ENVELOPE_FIELDS and f.name not in ENVELOPE_COLUMNS:
+                seen.setdefault(f.name, None)
+    return tuple(seen)
+
+
+PAYLOAD_COLUMNS = _payload_columns()
+CSV_COLUMNS = ENVELOPE_COLUMNS + PAYLOAD_COLUMNS
+
+
+def export_record(row: EventRow) -> dict[str, Any]:
+    """One event as a JSON object: the table's columns, the session's class and model."""
+    e = row.event
+    return {
+        "event_id": row.id,
+        "session_id": e.session_id,
+        "class_code": row.class_code,
+        "model_name": row.model_name,
+        "version": e.version,
+        "type": e.type,
+        "schema_version": e.SCHEMA_VERSION,
+        "occurred_at": e.occurred_at.isoformat(),
+        "payload": payload_of(e),
+    }
+
+
+def to_json(rows: Iterable[EventRow]) -> str:
+    return json.dumps([export_record(r) for r in rows], ensure_ascii=False, indent=1)
+
+
+def iter_jsonl(rows: Iterable[EventRow]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(export_record(row), ensure_ascii=False) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))
+    return str(value)
+
+
+def iter_csv(rows: Iterable[EventRow]) -> Iterator[str]:
+    """The header, then one line per event; cells of fields an event lacks are empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    for row in rows:
+        record = export_record(row)
+        payload = record.pop("payload")
+        values = {**record, **payload}
+        writer.writerow([_cell(values.get(column)) for column in CSV_COLUMNS])
+        yield flush()
+
+
+def to_csv(rows: Iterable[EventRow]) -> str:
+    return "".join(iter_csv(rows))
+
+
+# ---------------------------------------------------------------- reading back
+
+
+def events_from_json(records: Iterable[dict[str, Any]]) -> list[Event]:
+    """Events from :func:`export_record` objects (a parsed JSON export or JSONL lines)."""
+    return [
+        event_from_record(
+            r["type"],
+            r["schema_version"],
+            r["payload"],
+            session_id=r["session_id"],
+            version=r["version"],
+            occurred_at=datetime.fromisoformat(r["occurred_at"]),
+        )
+        for r in records
+    ]
+
+
+def _parse_cell(text: str, annotation: Any) -> Any:
+    args = typing.get_args(annotation)
+    optional = type(None) in args
+    if optional:
+        if text == "":
+            return None
+        annotation = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(annotation) or annotation
+    if origin is bool:
+        return text == "true"
+    if origin in (int, float):
+        return origin(text)
+    if origin in (tuple, list):
+        return json.loads(text)
+    return text
+
+
+def events_from_csv(text: str) -> list[Event]:
+    """Events from a CSV export: each row's cells typed by its event type's fields."""
+    events = []
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        cls = EVENT_TYPES[row["type"]]
+        hints = typing.get_type_hints(cls)
+        payload = {
+            f.name: _parse_cell(row[f.name], hints[f.name])
+            for f in fields(cls)
+            if f.name not in _ENVELOPE_FIELDS
+        }
+        events.append(
+            event_from_record(
+                row["type"],
+                int(row["schema_version"]),
+                payload,
+                session_id=row["session_id"],
+                version=int(row["version"]),
+                occurred_at=datetime.fromisoformat(row["occurred_at"]),
+            )
+        )
+    return events

@@ -1,0 +1,114 @@
+"""A loaded model: its tokenizer's view of text and its next-token logits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .catalog import ModelSpec
+from .tokens import TokenDescriber, TokenInfo
+from .types import InvalidTokenError
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
+    ids: set[int] = set()
+    for source in (
+        getattr(tokenizer, "eos_token_id", None),
+        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+    ):
+        if isinstance(source, int):
+            ids.add(source)
+        elif isinstance(source, list | tuple):
+            ids.update(int(i) for i in source)
+    return ids
+
+
+class LoadedModel:
+    """Tokenizer + weights of one catalog model.
+
+    ``logits`` runs the forward pass and must be called from the model-owning thread
+    (see :class:`~tokenwheel.inference.registry.ModelRegistry`); the text helpers are
+    thread-safe.
+    """
+
+    supports_kv = True  # the engine may reuse KV caches and batch steps for this model
+
+    def __init__(self, spec: ModelSpec, tokenizer: Any, model: Any, max_context: int) -> None:
+        self.spec = spec
+        self.tokenizer = tokenizer
+        self.model = model
+        rows = int(model.get_output_embeddings().weight.shape[0])
+        # The real vocabulary, not padded rows of the output matrix.
+        self.vocabulary_size = min(len(tokenizer), rows)
+        self.max_context = max_context
+        self._texts: list[str] | None = None
+        self._ids_by_text: dict[str, list[int]] | None = None
+        self._lock = threading.Lock()
+        self.describer = TokenDescriber(tokenizer, _eos_ids(tokenizer, model))
+        self.parameter_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+
+    # ------------------------------------------------------------ text
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """The prompt as the model sees it (with BOS where the tokenizer adds one)."""
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Decode all ids at once, so a character split across tokens shows whole."""
+        return str(self.tokenizer.decode(list(ids), clean_up_tokenization_spaces=False))
+
+    def _text_table(self) -> list[str]:
+        if self._texts is None:
+            with self._lock:
+                if self._texts is None:
+                    self._texts = [
+                        self.tokenizer.decode([i], clean_up_tokenization_spaces=False)
+                        for i in range(self.vocabulary_size)
+                    ]
+        return self._texts
+
+    def token_text(self, token_id: int) -> str:
+        """The exact text of one token (a partial UTF-8 character decodes as U+FFFD)."""
+        return self._text_table()[token_id]
+
+    def token_info(self, token_id: int) -> TokenInfo:
+        """Exact text, display text, and whether it is partial UTF-8, special or EOS."""
+        return self.describer.describe(token_id, self.token_text(token_id))
+
+    def token_id_for_text(self, text: str) -> int:
+        """The id of the one vocabulary token whose text is exactly ``text``."""
+        if self._ids_by_text is None:
+            table: dict[str, list[int]] = {}
+            for i, t in enumerate(self._text_table()):
+                table.setdefault(t, []).append(i)
+            self._ids_by_text = table
+        ids = self._ids_by_text.get(text, [])
+        if not ids:
+            raise InvalidTokenError(
+                f"{text!r} is not exactly one token of {self.spec.id}'s vocabulary"
+            )
+        if len(ids) > 1:
+            raise InvalidTokenError(
+                f"{text!r} is the text of several tokens ({', '.join(map(str, ids[:5]))}); "
+                "send token_id instead"
+            )
+        return ids[0]
+
+    def check_token_id(self, token_id: int) -> None:
+        if not 0 <= token_id < self.vocabulary_size:
+            raise InvalidTokenError(
+                f"token_id {token_id} is outside the vocabulary (0..{self.vocabulary_size - 1})"
+            )
+
+    # ------------------------------------------------------------ model
+
+    def logits(self, ids: Sequence[int]) -> torch.Tensor:
+        """Next-token logits (float32, vocabulary size) after the full sequence ``ids``."""
+        with torch.inference_mode():
+            input_ids = torch.tensor([list(ids)], dtype=torch.long)
+            out = self.model(input_ids=input_ids, use_cache=False)
+            return out.logits[0, -1, : self.vocabulary_size].float().clone()

@@ -1,0 +1,373 @@
+"""The model side's front door: catalog, lazy loading, the model thread, caches.
+
+One registry per process. Forward passes run on a single model-owning thread: torch's
+thread pools are per thread, so one thread with a fixed ``torch.set_num_threads`` keeps
+the machine's cores busy without oversubscription. The thread starts on first use, never
+at import or app creation, so no model or thread exists before a server forks workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import torch
+
+from . import distribution as dist
+from .catalog import CATALOG, ModelSpec
+from .engine import InferenceEngine
+from .loading import availability, load_pretrained
+from .model import LoadedModel
+from .tokens import TokenInfo
+from .types import (
+    Distribution,
+    InferenceOptions,
+    ModelInfo,
+    ModelUnavailableError,
+    ScoredToken,
+    UnknownModelError,
+    UnsupportedDtypeError,
+    WheelLanding,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+AVAILABILITY_TTL = 60.0
+
+
+CacheKey = tuple[str, str, tuple[int, ...]]  # (model, dtype, token ids)
+
+
+class LogitsCache:
+    """Next-token logits by (model, token ids), least recently used out first, bounded
+    in bytes. Temperature, threshold and top-k are applied after the cache, so changing
+    them never costs a forward pass."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[CacheKey, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _size(key: CacheKey, value: torch.Tensor) -> int:
+        return value.numel() * value.element_size() + 8 * len(key[2]) + 64
+
+    def get(self, key: CacheKey) -> torch.Tensor | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: CacheKey, value: torch.Tensor) -> None:
+        size = self._size(key, value)
+        if size > self.max_bytes or self.max_bytes <= 0:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= self._size(key, old)
+            self._entries[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                k, v = self._entries.popitem(last=False)
+                self._bytes -= self._size(k, v)
+
+    def drop_model(self, model_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == model_id]:
+                self._bytes -= self._size(key, self._entries.pop(key))
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+
+def bf16_supported(cpuinfo: str | None = None) -> bool:
+    """Native bfloat16 matrix work: AVX512-BF16 or AMX. Elsewhere bf16 is emulated and
+    tens of times slower than float32."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return False
+    flags = set(cpuinfo.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def check_dtype(dtype: str, cpuinfo: str | None = None) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise UnsupportedDtypeError(f"TOKENWHEEL_DTYPE={dtype!r}: use float32 or bfloat16")
+    if dtype == "bfloat16" and not bf16_supported(cpuinfo):
+        raise UnsupportedDtypeError(
+            "TOKENWHEEL_DTYPE=bfloat16 needs a CPU with native bfloat16 support (avx512_bf16 "
+            "or AMX in /proc/cpuinfo); this CPU has neither, and emulated bfloat16 is tens of "
+            "times slower than float32. Unset TOKENWHEEL_DTYPE to use float32."
+        )
+    return DTYPES[dtype]
+
+
+_PARAMETER_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9}
+
+
+def estimated_bytes(parameters: str, dtype: torch.dtype) -> int:
+    """Rough weight size from the catalog's parameter count ("135M" -> bytes)."""
+    text = parameters.strip().upper()
+    try:
+        count = float(text[:-1]) * _PARAMETER_SUFFIX[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        return 0
+    return int(count * torch.tensor([], dtype=dtype).element_size())
+
+
+class ModelRegistry:
+    def __init__(self, options: InferenceOptions) -> None:
+        self.options = options
+        self.specs: tuple[ModelSpec, ...] = CATALOG + tuple(
+            s for s in options.extra_models if isinstance(s, ModelSpec)
+        )
+        self._models: dict[str, LoadedModel] = {}
+        self._load_locks: dict[str, threading.Lock] = {s.id: threading.Lock() for s in self.specs}
+        self._availability: dict[str, tuple[float, bool, str | None]] = {}
+        naive = options.engine == "naive"
+        self.engine = InferenceEngine(
+            threads=options.torch_threads,
+            kv_cache_bytes=options.kv_cache_bytes,
+            max_batch=1 if naive else options.max_batch,
+            batch_wait=0.0 if naive else options.batch_wait,
+            max_queue=options.max_queue,
+            reuse_kv=not naive,
+        )
+        self._default: tuple[str, str | None] | None = None
+        self.dtype = check_dtype(options.dtype)
+        self.cache = LogitsCache(0 if naive else options.logits_cache_bytes)
+        self.forward_passes = 0
+        self.load_count: dict[str, int] = {}
+        self.load_seconds: dict[str, float] = {}
+        self.loaded_from_cache: dict[str, bool] = {}
+        self._last_used: dict[str, float] = {}
+
+    # ------------------------------------------------------------ catalog
+
+    def spec(self, model_id: str) -> ModelSpec:
+        for spec in self.specs:
+            if spec.id == model_id:
+                return spec
+        known = ", ".join(s.id for s in self.specs)
+        raise UnknownModelError(f"Unknown model {model_id!r}. Known models: {known}.")
+
+    def availability(self, model_id: str) -> tuple[bool, str | None]:
+        if model_id in self._models:
+            return True, None
+        cached = self._availability.get(model_id)
+        now = time.monotonic()
+        if cached and now - cached[0] < AVAILABILITY_TTL:
+            return cached[1], cached[2]
+        ok, reason = availability(self.spec(model_id), self.options)
+        self._availability[model_id] = (now, ok, reason)
+        return ok, reason
+
+    def default_model(self) -> tuple[str, str | None]:
+        """``(effective default id, why it differs from the configured one or None)``."""
+        if self._default is not None:
+            return self._default
+        configured = self.options.default_model
+        try:
+            self.spec(configured)
+            ok, reason = self.availability(configured)
+        except UnknownModelError as exc:
+            ok, reason = False, str(exc)
+        if ok:
+            self._default = (configured, None)
+            return self._default
+        for spec in self.specs:
+            if spec.source == "bundled" and self.availability(spec.id)[0]:
+                why = (
+                    f"The configured default model {configured!r} cannot load here ({reason}); "
+                    f"using the bundled model {spec.id!r} instead."
+                )
+                log.warning(why)
+                self._default = (spec.id, why)
+                return self._default
+        raise ModelUnavailableError(f"No model can load here: {configured}: {reason}")
+
+    def describe(self) -> list[ModelInfo]:
+        default_id, _ = self.default_model()
+        infos = []
+        for spec in self.specs:
+            ok, reason = self.availability(spec.id)
+            loaded = self._models.get(spec.id)
+            infos.append(
+                ModelInfo(
+                    id=spec.id,
+                    name=spec.name,
+                    description=spec.description,
+                    parameters=spec.parameters,
+                    source=spec.source,
+                    available=ok,
+                    loaded=loaded is not None,
+                    reason=reason,
+                    vocabulary_size=loaded.vocabulary_size if loaded else None,
+                    max_context=loaded.max_context if loaded else spec.max_context,
+                    dtype=loaded.dtype if loaded else None,
+                )
+            )
+        return infos
+
+    # ------------------------------------------------------------ loading
+
+    def get(self, model_id: str) -> LoadedModel:
+        """The loaded model, loading it once even when many requests ask at once."""
+        model = self._models.get(model_id)
+        if model is not None:
+            self._last_used[model_id] = time.monotonic()
+            return model
+        spec = self.spec(model_id)
+        with self._load_locks[spec.id]:
+            model = self._models.get(model_id)
+            if model is not None:
+                return model
+            ok, reason = self.availability(model_id)
+            if not ok:
+                raise ModelUnavailableError(f"Model {model_id!r} is not available here: {reason}")
+            self._make_room(model_id, estimated_bytes(spec.parameters, self.dtype))
+            loaded = self._run(load_pretrained, spec, self.options, self.dtype)
+            weights = loaded.model
+            limit = spec.max_context or int(getattr(weights.config, "max_position_embeddings", 0))
+            if self.options.max_context:
+                limit = min(limit, self.options.max_context) if limit else self.options.max_context
+            model = LoadedModel(spec, loaded.tokenizer, weights, max_context=limit)
+            self._models[model_id] = model
+            self._last_used[model_id] = time.monotonic()
+            self.load_count[model_id] = self.load_count.get(model_id, 0) + 1
+            self.load_seconds[model_id] = loaded.seconds
+            self.loaded_from_cache[model_id] = loaded.from_cache
+            log.info(
+                "loaded %s in %.1f s (%s, %.0f MB)",
+                model_id,
+                loaded.seconds,
+                "from the converted-weights cache" if loaded.from_cache else "converted",
+                model.parameter_bytes / 1e6,
+            )
+            self._make_room(model_id, 0)
+            return model
+
+    def _make_room(self, keep: str, incoming: int) -> None:
+        """Unload least recently used models until the loaded ones (plus ``incoming``
+        bytes about to load) fit the memory budget. ``keep`` is never unloaded. A
+        request that holds a model keeps it alive until it finishes."""
+        budget = self.options.memory_budget_bytes
+        if not budget:
+            return
+        while True:
+            others = [m for m in self._models if m != keep]
+            used = sum(m.parameter_bytes for m in self._models.values())
+            if not others or used + incoming <= budget:
+                return
+            victim = min(others, key=lambda m: self._last_used.get(m, 0.0))
+            self.unload(victim)
+
+    def unload(self, model_id: str) -> None:
+        model = self._models.pop(model_id, None)
+        if model is not None:
+            self.cache.drop_model(model_id)
+            self.engine.drop_model(model_id)
+            log.info("unloaded %s (memory budget)", model_id)
+
+    def preload(self, model_ids: Sequence[str]) -> None:
+        for model_id in model_ids:
+            try:
+                self.get(model_id)
+            except (UnknownModelError, ModelUnavailableError) as exc:
+                log.warning("preload of %s failed: %s", model_id, exc)
+
+    def loaded(self, model_id: str) -> bool:
+        return model_id in self._models
+
+    # ------------------------------------------------------------ model thread
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return self.engine.call(fn, *args)  # type: ignore[no-any-return]
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+
+    def logits(self, model_id: str, ids: Sequence[int]) -> torch.Tensor:
+        """Next-token logits for ``ids``: from the logits cache, else from the model thread
+        (which reuses KV prefixes and batches concurrent one-token steps)."""
+        key = (model_id, self.options.dtype, tuple(ids))
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        model = self.get(model_id)
+        value = self.engine.logits(model, key[2])
+        self.forward_passes += 1
+        self.cache.put(key, value)
+        return value
+
+    # ------------------------------------------------------------ what the service asks
+
+    def encode_prompt(self, model_id: str, text: str) -> list[int]:
+        return self.get(model_id).encode_prompt(text)
+
+    def decode(self, model_id: str, ids: Sequence[int]) -> str:
+        return self.get(model_id).decode(ids) if ids else ""
+
+    def token_text(self, model_id: str, token_id: int) -> str:
+        return self.get(model_id).token_text(token_id)
+
+    def token_info(self, model_id: str, token_id: int) -> TokenInfo:
+        return self.get(model_id).token_info(token_id)
+
+    def token_id_for_text(self, model_id: str, text: str) -> int:
+        return self.get(model_id).token_id_for_text(text)
+
+    def max_context(self, model_id: str) -> int:
+        return self.get(model_id).max_context
+
+    def distribution(
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        temperature: float,
+        threshold: float,
+        other_top_k: int,
+    ) -> Distribution:
+        model = self.get(model_id)
+        return dist.build_distribution(
+            self.logits(model_id, ids), temperature, threshold, other_top_k, model.token_info
+        )
+
+    def score(
+        self, model_id: str, ids: Sequence[int], token_id: int, temperature: float, threshold: float
+    ) -> ScoredToken:
+        model = self.get(model_id)
+        model.check_token_id(token_id)
+        return dist.score_token(
+            self.logits(model_id, ids), token_id, temperature, threshold, model.token_text
+        )
+
+    def other_token(
+        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+    ) -> int:
+        return dist.other_token_for_draw(self.logits(model_id, ids), temperature, threshold, draw)
+
+    def land_on_wheel(
+        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+    ) -> WheelLanding:
+        return dist.land_on_wheel(self.logits(model_id, ids), temperature, threshold, draw)

@@ -1,0 +1,124 @@
+"""Plain, JSON-ready results of the model layer. No tensors leave ``inference/``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """What the model layer needs from the operator's settings (it never reads them)."""
+
+    cache_dir: str
+    offline: bool = False
+    hub_timeout: float = 3.0
+    torch_threads: int = 0
+    default_model: str = "gpt2"
+    max_context: int | None = None
+    extra_models: tuple[object, ...] = field(default_factory=tuple)
+    dtype: str = "float32"  # or "bfloat16", only where the CPU has native support
+    memory_budget_bytes: int | None = None  # unload least recently used models above it
+    engine: str = "fast"  # "naive": no caches, no batching, a full forward pass per request
+    kv_cache_bytes: int = 1 << 30
+    logits_cache_bytes: int = 128 << 20
+    max_batch: int = 16
+    batch_wait: float = 0.003
+    max_queue: int = 256
+
+
+@dataclass(frozen=True)
+class TokenProbability:
+    token_id: int
+    token_text: str
+    probability: float
+    log_probability: float
+    display_text: str = ""
+    partial_utf8: bool = False
+    special: bool = False
+    end_of_sequence: bool = False
+
+
+@dataclass(frozen=True)
+class OtherCategory:
+    total_probability: float
+    token_count: int
+    sample_tokens: tuple[TokenProbability, ...]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    temperature: float
+    threshold: float
+    above_threshold_tokens: tuple[TokenProbability, ...]
+    other_category: OtherCategory
+    total_above_threshold_probability: float
+    vocabulary_size: int
+
+
+@dataclass(frozen=True)
+class ScoredToken:
+    """One token's place in a distribution: what an append records."""
+
+    token_id: int
+    token_text: str
+    probability: float
+    log_probability: float
+    category: str  # "above_threshold" | "other"
+    rank: int  # 1 = most likely in the whole vocabulary
+    other_total_probability: float
+    other_token_count: int
+    rank_in_other: int | None  # 1 = most likely inside the Other wedge
+
+
+@dataclass(frozen=True)
+class WheelLanding:
+    """Where one spin's uniform draw fell. Angles are degrees clockwise from the top of a
+    wheel laid out as next-token-probs lists it: the above-threshold tokens, most likely
+    first, then the Other wedge, which closes the circle at 360."""
+
+    draw: float  # uniform in [0, 1)
+    angle: float  # where the pointer stops: 360 * draw, inside the landed wedge
+    wedge: str  # "token" | "other"
+    wedge_index: int  # 0 = most likely token; the Other wedge is len(above_threshold_tokens)
+    start_angle: float
+    end_angle: float
+    token_id: int  # the landed token, or the one the draw picked inside the Other wedge
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    name: str
+    description: str
+    parameters: str
+    source: str
+    available: bool
+    loaded: bool
+    reason: str | None = None
+    vocabulary_size: int | None = None
+    max_context: int | None = None
+    dtype: str | None = None
+
+
+class OverloadedError(RuntimeError):
+    """The model thread's queue is full; the caller should retry shortly."""
+
+
+class UnsupportedDtypeError(RuntimeError):
+    """The configured dtype would be slow or wrong on this machine."""
+
+
+class UnknownModelError(LookupError):
+    """No model of that name in the catalog."""
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model exists but cannot be loaded here; the message says why."""
+
+
+class InvalidTokenError(ValueError):
+    """A token id or text that is not (exactly one token) in the model's vocabulary."""
+
+
+class EmptyOtherError(ValueError):
+    """The Other wedge holds no probability at these settings."""

@@ -1,0 +1,1 @@
+"""Persistence: the event table, the session index and the event store over them."""

@@ -1,0 +1,187 @@
+"""What the store hands back besides events, and the interface every store keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from tokenwheel.domain.events import Event
+from tokenwheel.domain.session import SessionSummary
+
+ACTIVE, EXPIRED, DELETED = "active", "expired", "deleted"
+STATUSES = (ACTIVE, EXPIRED, DELETED)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A row of ``session_index``."""
+
+    session_id: str
+    model_name: str
+    class_code: str | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    last_accessed: datetime
+    expired_at: datetime | None
+    version: int
+    generated_count: int
+    undo_count: int
+
+
+def effective_status(record: SessionRecord, idle_before: datetime) -> str:
+    """The status a reader should see: an active session idle since before
+    ``idle_before`` (now minus the TTL) is expired even if the purge job has not marked
+    it yet (students already get 404 for it)."""
+    if record.status == ACTIVE and record.last_accessed < idle_before:
+        return EXPIRED
+    return record.status
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """Filters for listing sessions, newest first. ``created_after`` is inclusive,
+    ``created_before`` exclusive; ``status`` is the effective status."""
+
+    idle_before: datetime
+    class_code: str | None = None
+    model_name: str | None = None
+    status: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int | None = None
+    offset: int = 0
+
+    def matches(self, record: SessionRecord) -> bool:
+        return (
+            (self.class_code is None or record.class_code == self.class_code)
+            and (self.model_name is None or record.model_name == self.model_name)
+            and (self.status is None or effective_status(record, self.idle_before) == self.status)
+            and (self.created_after is None or record.created_at >= self.created_after)
+            and (self.created_before is None or record.created_at < self.created_before)
+        )
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    records: list[SessionRecord]
+    total: int  # matching sessions on all pages
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events to export: all of them, or one session's, one class's, since a time."""
+
+    session_id: str | None = None
+    class_code: str | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """An event as stored, with its global ``id`` (the order of writing) and its session's
+    class and model, for exports."""
+
+    id: int
+    event: Event
+    class_code: str | None
+    model_name: str | None
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """A row of ``idempotency_keys``: the first response to a request that carried an
+    ``Idempotency-Key``. It is written in the transaction that appends the request's
+    events, so a retry finds both or neither and can never store a second event."""
+
+    session_id: str
+    idempotency_key: str
+    method_path: str
+    request_hash: str
+    response_status: int
+    response_body: dict[str, Any]
+    created_at: datetime
+
+
+def record_from_summary(
+    summary: SessionSummary, last_accessed: datetime, previous: SessionRecord | None
+) -> SessionRecord:
+    """The index row after an append described by ``summary``."""
+    expired_at: datetime | None
+    if summary.deleted_at is not None:
+        status, expired_at = DELETED, summary.deleted_at
+    elif previous is not None and previous.status != ACTIVE:
+        status, expired_at = previous.status, previous.expired_at
+    else:
+        status, expired_at = ACTIVE, None
+    return SessionRecord(
+        session_id=summary.session_id,
+        model_name=summary.model_name,
+        class_code=summary.class_code,
+        status=status,
+        created_at=summary.created_at,
+        updated_at=summary.updated_at,
+        last_accessed=last_accessed,
+        expired_at=expired_at,
+        version=summary.version,
+        generated_count=summary.generated_count,
+        undo_count=summary.undo_count,
+    )
+
+
+def check_batch(new_events: Sequence[Event], expected_version: int) -> None:
+    """A batch continues its stream without gaps or repeats, all in one stream."""
+    versions = [e.version for e in new_events]
+    if versions != list(range(expected_version + 1, expected_version + 1 + len(versions))):
+        raise ValueError(f"event versions {versions} do not follow version {expected_version}")
+    if len({e.session_id for e in new_events}) != 1:
+        raise ValueError("one append writes to one session")
+
+
+class EventStore(Protocol):
+    """The contract ``tests/integration/test_store_contract.py`` holds every store to."""
+
+    def append(
+        self,
+        events: Sequence[Event],
+        expected_version: int,
+        summary: SessionSummary,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> None:
+        """Append ``events`` atomically if the stream is at ``expected_version`` (0 = new);
+        update the session index and store ``idempotency`` (if given) in the same
+        transaction. Raises VersionConflict, also when the key is already stored."""
+
+    def load(self, session_id: str, up_to_version: int | None = None) -> list[Event]: ...
+
+    def get_record(self, session_id: str) -> SessionRecord | None: ...
+
+    def touch(self, session_id: str, now: datetime) -> None:
+        """Record that a request touched an active session."""
+
+    def expire_idle(self, now: datetime, ttl_seconds: float) -> int:
+        """Mark active sessions idle longer than the TTL as expired; return how many."""
+
+    def purge(self, cutoff: datetime, batch_size: int = 500) -> int:
+        """Delete events, index rows and idempotency keys of sessions expired before
+        ``cutoff``, a batch of whole sessions per transaction."""
+
+    def get_idempotency(self, session_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    def purge_idempotency(self, cutoff: datetime) -> int:
+        """Delete idempotency records created before ``cutoff``; return how many."""
+
+    def ping(self) -> None:
+        """Raise if the database does not answer."""
+
+    def session_ids(self) -> list[str]: ...
+
+    def list_sessions(self, query: SessionQuery) -> SessionPage:
+        """Index rows matching ``query``, newest first (ties by id), one page of them."""
+
+    def event_rows(self, where: EventFilter) -> Iterator[EventRow]:
+        """Stored events matching ``where`` in the order they were written."""
+
+    def rebuild_record(self, summary: SessionSummary, last_accessed: datetime) -> None: ...

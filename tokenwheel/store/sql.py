@@ -1,0 +1,259 @@
+"""The event store on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from tokenwheel.domain.errors import VersionConflict
+from tokenwheel.domain.events import Event, event_from_record, payload_of
+from tokenwheel.domain.session import SessionSummary
+
+from .database import write_connection
+from .records import (
+    ACTIVE,
+    DELETED,
+    EXPIRED,
+    EventFilter,
+    EventRow,
+    IdempotencyRecord,
+    SessionPage,
+    SessionQuery,
+    SessionRecord,
+    check_batch,
+    record_from_summary,
+)
+from .tables import events, idempotency_keys, session_index
+
+
+class SqlEventStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------ writes
+
+    def append(
+        self,
+        new_events: Sequence[Event],
+        expected_version: int,
+        summary: SessionSummary,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> None:
+        if not new_events:
+            return
+        check_batch(new_events, expected_version)
+        session_id = new_events[0].session_id
+        try:
+            with write_connection(self.engine) as conn, conn.begin():
+                current = conn.execute(
+                    sa.select(sa.func.max(events.c.version)).where(
+                        events.c.session_id == session_id
+                    )
+                ).scalar_one()
+                current = current or 0
+                if current != expected_version:
+                    raise VersionConflict(session_id, expected_version, current)
+                conn.execute(
+                    events.insert(),
+                    [
+                        {
+                            "session_id": e.session_id,
+                            "version": e.version,
+                            "type": e.type,
+                            "schema_version": e.SCHEMA_VERSION,
+                            "payload": payload_of(e),
+                            "occurred_at": e.occurred_at,
+                        }
+                        for e in new_events
+                    ],
+                )
+                previous = self._record(conn, session_id)
+                record = record_from_summary(summary, new_events[-1].occurred_at, previous)
+                self._write_record(conn, record, insert=previous is None)
+                if idempotency is not None:
+                    conn.execute(idempotency_keys.insert().values(**asdict(idempotency)))
+        except IntegrityError as exc:
+            # The unique (session_id, version) index caught a writer that read the same
+            # version we did and committed first (PostgreSQL, READ COMMITTED), or the
+            # same idempotency key was stored by a request that raced this one.
+            raise VersionConflict(session_id, expected_version, None) from exc
+
+    @staticmethod
+    def _write_record(conn: sa.Connection, record: SessionRecord, insert: bool) -> None:
+        values = asdict(record)
+        if insert:
+            conn.execute(session_index.insert().values(**values))
+        else:
+            conn.execute(
+                session_index.update()
+                .where(session_index.c.session_id == record.session_id)
+                .values(**values)
+            )
+
+    def touch(self, session_id: str, now: datetime) -> None:
+        with write_connection(self.engine) as conn, conn.begin():
+            conn.execute(
+                session_index.update()
+                .where(
+                    session_index.c.session_id == session_id,
+                    session_index.c.status == ACTIVE,
+                    session_index.c.last_accessed < now,
+                )
+                .values(last_accessed=now)
+            )
+
+    def expire_idle(self, now: datetime, ttl_seconds: float) -> int:
+        cutoff = now - timedelta(seconds=ttl_seconds)
+        with write_connection(self.engine) as conn, conn.begin():
+            result = conn.execute(
+                session_index.update()
+                .where(session_index.c.status == ACTIVE, session_index.c.last_accessed < cutoff)
+                .values(status=EXPIRED, expired_at=now)
+            )
+            return result.rowcount or 0
+
+    def purge(self, cutoff: datetime, batch_size: int = 500) -> int:
+        """Each batch deletes events and index rows in one transaction, so a purge that
+        dies halfway leaves whole sessions or none, and the next run finishes the rest."""
+        purged = 0
+        while True:
+            with write_connection(self.engine) as conn, conn.begin():
+                ids = (
+                    conn.execute(
+                        sa.select(session_index.c.session_id)
+                        .where(
+                            session_index.c.status.in_((EXPIRED, DELETED)),
+                            session_index.c.expired_at <= cutoff,
+                        )
+                        .limit(batch_size)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if not ids:
+                    return purged
+                conn.execute(events.delete().where(events.c.session_id.in_(ids)))
+                conn.execute(
+                    idempotency_keys.delete().where(idempotency_keys.c.session_id.in_(ids))
+                )
+                conn.execute(session_index.delete().where(session_index.c.session_id.in_(ids)))
+                purged += len(ids)
+
+    def purge_idempotency(self, cutoff: datetime) -> int:
+        with write_connection(self.engine) as conn, conn.begin():
+            result = conn.execute(
+                idempotency_keys.delete().where(idempotency_keys.c.created_at < cutoff)
+            )
+            return result.rowcount or 0
+
+    def rebuild_record(self, summary: SessionSummary, last_accessed: datetime) -> None:
+        with write_connection(self.engine) as conn, conn.begin():
+            previous = self._record(conn, summary.session_id)
+            record = record_from_summary(summary, last_accessed, previous)
+            self._write_record(conn, record, insert=previous is None)
+
+    # ------------------------------------------------------------ reads
+
+    def load(self, session_id: str, up_to_version: int | None = None) -> list[Event]:
+        query = sa.select(events).where(events.c.session_id == session_id)
+        if up_to_version is not None:
+            query = query.where(events.c.version <= up_to_version)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(events.c.version)).all()
+        return [_event(row) for row in rows]
+
+    def get_record(self, session_id: str) -> SessionRecord | None:
+        with self.engine.connect() as conn:
+            return self._record(conn, session_id)
+
+    @staticmethod
+    def _record(conn: sa.Connection, session_id: str) -> SessionRecord | None:
+        row = conn.execute(
+            sa.select(session_index).where(session_index.c.session_id == session_id)
+        ).first()
+        return SessionRecord(**row._asdict()) if row else None
+
+    def get_idempotency(self, session_id: str, key: str) -> IdempotencyRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(idempotency_keys).where(
+                    idempotency_keys.c.session_id == session_id,
+                    idempotency_keys.c.idempotency_key == key,
+                )
+            ).first()
+        return IdempotencyRecord(**row._asdict()) if row else None
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def session_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(events.c.session_id).distinct()).scalars())
+
+    def list_sessions(self, query: SessionQuery) -> SessionPage:
+        t = session_index.c
+        conditions: list[sa.ColumnElement[bool]] = []
+        if query.class_code is not None:
+            conditions.append(t.class_code == query.class_code)
+        if query.model_name is not None:
+            conditions.append(t.model_name == query.model_name)
+        if query.created_after is not None:
+            conditions.append(t.created_at >= query.created_after)
+        if query.created_before is not None:
+            conditions.append(t.created_at < query.created_before)
+        idle = sa.and_(t.status == ACTIVE, t.last_accessed < query.idle_before)
+        if query.status == ACTIVE:
+            conditions.append(sa.and_(t.status == ACTIVE, t.last_accessed >= query.idle_before))
+        elif query.status == EXPIRED:
+            conditions.append(sa.or_(t.status == EXPIRED, idle))
+        elif query.status is not None:
+            conditions.append(t.status == query.status)
+        page = (
+            sa.select(session_index)
+            .where(*conditions)
+            .order_by(t.created_at.desc(), t.session_id.desc())
+            .offset(query.offset)
+            .limit(query.limit)
+        )
+        count = sa.select(sa.func.count()).select_from(session_index).where(*conditions)
+        with self.engine.connect() as conn:
+            rows = conn.execute(page).all()
+            total = conn.execute(count).scalar_one()
+        return SessionPage(records=[SessionRecord(**row._asdict()) for row in rows], total=total)
+
+    def event_rows(self, where: EventFilter) -> Iterator[EventRow]:
+        """Streams (``yield_per``): an export of the whole table never sits in memory."""
+        query = sa.select(events, session_index.c.class_code, session_index.c.model_name).join(
+            session_index, session_index.c.session_id == events.c.session_id, isouter=True
+        )
+        if where.session_id is not None:
+            query = query.where(events.c.session_id == where.session_id)
+        if where.class_code is not None:
+            query = query.where(session_index.c.class_code == where.class_code)
+        if where.since is not None:
+            query = query.where(events.c.occurred_at >= where.since)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=500).execute(query.order_by(events.c.id))
+            for row in result:
+                yield EventRow(
+                    id=row.id,
+                    event=_event(row),
+                    class_code=row.class_code,
+                    model_name=row.model_name,
+                )
+
+
+def _event(row: sa.Row) -> Event:  # type: ignore[type-arg]
+    return event_from_record(
+        row.type,
+        row.schema_version,
+        row.payload,
+        session_id=row.session_id,
+        version=row.version,
+        occurred_at=row.occurred_at,
+    )

@@ -1,0 +1,133 @@
+// The REST API, and what each of its errors means for the person at the page.
+
+export class ApiError extends Error {
+  constructor(status, body, retryAfter = null) {
+    super(body?.message || `HTTP ${status}`);
+    this.status = status;
+    this.body = body || {};
+    this.retryAfter = retryAfter;
+  }
+}
+
+// One request; any answer but 2xx (or no answer) becomes an ApiError with the JSON body.
+async function send(method, path, { body, headers = {}, accept = "application/json" } = {}) {
+  const init = { method, headers: { Accept: accept, ...headers } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, {
+      error: "No connection",
+      message: "The Token Wheel server does not answer. Is it still running?",
+    });
+  }
+  if (!response.ok) {
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    throw new ApiError(response.status, data, response.headers.get("Retry-After"));
+  }
+  return response;
+}
+
+export async function call(method, path, body, headers = {}) {
+  const response = await send(method, path, { body, headers });
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+// A file from the server as {blob, filename} (the name from Content-Disposition), for
+// downloads that need headers a plain link cannot send.
+export async function fetchFile(path, headers = {}) {
+  const response = await send("GET", path, { headers, accept: "*/*" });
+  const disposition = response.headers.get("Content-Disposition") ?? "";
+  const filename = disposition.match(/filename="([^"]+)"/)?.[1] ?? "download";
+  return { blob: await response.blob(), filename };
+}
+
+function seconds(retryAfter) {
+  const n = Number(retryAfter);
+  if (Number.isFinite(n) && n >= 0) return Math.ceil(n);
+  const date = Date.parse(retryAfter ?? "");
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+// What each error means for a student, by status: {kind, title, text, wait}. `kind` lets
+// the page offer the right next step ("expired": start a new session; "rate": wait `wait`
+// seconds). A function may return null to leave the status to the general words.
+export const STUDENT_ERRORS = {
+  404: () => ({
+    kind: "expired",
+    title: "Session expired or deleted",
+    text: "This session has expired or was deleted. Start a new one: your prompt is still in the box.",
+  }),
+  429: (error, message) => {
+    const wait = seconds(error.retryAfter);
+    const when = wait === null ? "in a moment" : `in ${wait} s`;
+    return {
+      kind: "rate",
+      title: "Too many requests",
+      text: `${message || "The server is busy with this class."} Try again ${when}.`,
+      wait,
+    };
+  },
+  409: () => ({
+    kind: "conflict",
+    title: "Changed elsewhere",
+    text: "This session changed in another tab at the same moment. Try again.",
+  }),
+  400: (error) =>
+    /unknown field/i.test(String(error.body.errors?.class_code ?? ""))
+      ? {
+          kind: "request",
+          title: "No class codes here",
+          text: "This server does not use class codes. Empty the class code box and start again.",
+        }
+      : null,
+};
+
+// {kind, title, text}: what to tell the person at the page; `words` maps a status to the
+// page's own explanation (see STUDENT_ERRORS).
+export function explain(error, words = STUDENT_ERRORS) {
+  if (!(error instanceof ApiError)) {
+    return { kind: "bug", title: "Something went wrong", text: String(error?.message || error) };
+  }
+  const message = error.body.message || "";
+  const own = words[error.status]?.(error, message);
+  if (own) return own;
+  switch (error.status) {
+    case 0:
+      return { kind: "network", title: error.body.error, text: message };
+    case 503:
+      return {
+        kind: "unavailable",
+        title: "Model loading or unavailable",
+        text: message || "The model is not ready. Try again in a moment or choose another model.",
+      };
+    default:
+      return {
+        kind: "request",
+        title: error.body.error || `Error ${error.status}`,
+        text: message || `The server answered ${error.status}.`,
+      };
+  }
+}
+
+// Show an explained error in a page's message box ({message, messageTitle, messageText}).
+export function showMessage(box, error, info) {
+  if (!(error instanceof ApiError)) console.error(error); // a bug in this page
+  box.messageTitle.textContent = info.title;
+  box.messageText.textContent = info.text;
+  box.message.dataset.kind = info.kind;
+  box.message.hidden = false;
+}
