@@ -77,9 +77,7 @@ def build_lesson(
     lesson.record(2)
     steps = [
         lambda: lesson.appended.append(student.append(category="other")),
-        lambda: lesson.appended.append(
-            student.append(token_id=most_likely(student))
-        ),
+        lambda: lesson.appended.append(student.append(token_id=most_likely(student))),
         student.undo,
         lambda: student.prompt("Once upon a"),
         lambda: lesson.appended.append(student.append(token_text=" time")),

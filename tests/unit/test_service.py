@@ -70,7 +70,7 @@ def test_full_flow_and_replay(service: SessionService) -> None:
     chosen = head[0]
     appended = service.append_token(sid, AppendRequest(token_id=chosen.token_id, threshold=0.05))
     # the recorded probability is what the wheel showed at the same settings
-    assert appended.token.probability == pytest.approx(chosen.probability, rel=1e-12)
+    assert appended.token.probability == chosen.probability  # the number on the wheel
     assert appended.token.rank == 1 and appended.token.category == "above_threshold"
     assert appended.view.current_text == "The cat" + chosen.token_text
     other = service.append_token(sid, AppendRequest(category="other", threshold=0.05))

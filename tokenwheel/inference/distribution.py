@@ -7,7 +7,6 @@ head, so head + tail + counts always add up.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -33,13 +32,18 @@ def log_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.log_softmax(logits.to(torch.float64) / temperature, dim=-1)
 
 
-def _token(token_id: int, logp: float, info_of: TokenInfoOf) -> TokenProbability:
+def _token(
+    token_id: int, logp: torch.Tensor, probs: torch.Tensor, info_of: TokenInfoOf
+) -> TokenProbability:
+    """A wheel token. Its probability is read from ``probs`` (the vectorized exp), never
+    recomputed with ``math.exp``: the two differ in the last bit for some values, and an
+    append or a spin (``score_token``) must record the very number the wheel showed."""
     info = info_of(token_id)
     return TokenProbability(
         token_id=token_id,
         token_text=info.text,
-        probability=math.exp(logp),
-        log_probability=logp,
+        probability=float(probs[token_id]),
+        log_probability=float(logp[token_id]),
         display_text=info.display_text,
         partial_utf8=info.partial_utf8,
         special=info.special,
@@ -72,9 +76,9 @@ def build_distribution(
     if other_top_k > 0 and tail_count > 0:
         tail_logp = torch.where(tail_mask, logp, torch.full_like(logp, -torch.inf))
         k = min(other_top_k, tail_count)
-        values, ids = torch.topk(tail_logp, k)
-        samples = [_token(int(i), float(v), info_of) for v, i in zip(values, ids, strict=True)]
-    above = tuple(_token(int(i), float(logp[i]), info_of) for i in above_ids)
+        _, ids = torch.topk(tail_logp, k)
+        samples = [_token(int(i), logp, probs, info_of) for i in ids]
+    above = tuple(_token(int(i), logp, probs, info_of) for i in above_ids)
     return Distribution(
         temperature=temperature,
         threshold=threshold,
