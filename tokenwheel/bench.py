@@ -262,8 +262,16 @@ def classroom(port: int, students: int, seconds: float, seed: int = 0) -> Classr
     loops next-token-probs -> append (about 1 in 5 on Other) -> sometimes undo."""
     result = ClassroomResult()
     lock = threading.Lock()
-    start = threading.Barrier(students + 1)
     stop_at = [0.0]
+    began = [0.0]
+
+    def open_the_clock() -> None:
+        # Runs once, before the barrier lets anyone through: a student that passed the
+        # barrier must already see the stop time, or it would leave at once.
+        began[0] = time.monotonic()
+        stop_at[0] = began[0] + seconds
+
+    start = threading.Barrier(students + 1, action=open_the_clock)
 
     def timed(kind: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         t = time.perf_counter()
@@ -300,11 +308,9 @@ def classroom(port: int, students: int, seconds: float, seed: int = 0) -> Classr
     for t in threads:
         t.start()
     start.wait()
-    began = time.monotonic()
-    stop_at[0] = began + seconds
     for t in threads:
         t.join(timeout=seconds + 300)
-    result.seconds = time.monotonic() - began
+    result.seconds = time.monotonic() - began[0]
     return result
 
 
