@@ -11,6 +11,7 @@ take turns (a lock per session), so conflicts come only from other processes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -64,9 +65,9 @@ MAX_RETRY_PAUSE = 0.05
 DEFAULT_THRESHOLD = 0.01
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_OTHER_TOP_K = 10
-# Below this, logits / temperature overflows float64 for large logits (and the wheel is
-# one token at 100% long before): refused as 400.
-MIN_TEMPERATURE = 0.01
+# Any temperature above zero works (the distribution subtracts the largest logit before
+# dividing); above 10 every wheel is flat and nothing more is learned.
+MAX_TEMPERATURE = 10.0
 
 
 class LanguageModels(Protocol):
@@ -118,11 +119,40 @@ class LanguageModels(Protocol):
 
 @contextmanager
 def model_work() -> Iterator[None]:
-    """A full model queue becomes the domain's Overloaded (503 with Retry-After)."""
+    """The model side's errors in the domain's words: a full model queue is Overloaded
+    (503 with Retry-After), a model that cannot load is ModelUnavailable (503), an unknown
+    name UnknownModel (400), a bad token or an empty Other wedge InvalidCommand (400)."""
     try:
         yield
     except OverloadedError as exc:
         raise Overloaded(str(exc)) from exc
+    except ModelUnavailableError as exc:
+        raise ModelUnavailable(str(exc)) from exc
+    except UnknownModelError as exc:
+        raise UnknownModel(str(exc)) from exc
+    except (InvalidTokenError, EmptyOtherError) as exc:
+        raise InvalidCommand(str(exc)) from exc
+
+
+class DomainModels:
+    """The model side seen through :func:`model_work`: every call that may load a model,
+    wait for the model thread or look up a token raises domain errors only, so no use
+    case can let an inference error through as a 500. Attributes pass through."""
+
+    def __init__(self, models: LanguageModels) -> None:
+        self._models = models
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._models, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with model_work():
+                return value(*args, **kwargs)
+
+        return call
 
 
 def utcnow() -> datetime:
@@ -296,9 +326,9 @@ def check_sampling(threshold: float, temperature: float, other_top_k: int = 0) -
     if not (
         isinstance(temperature, int | float)
         and math.isfinite(temperature)
-        and MIN_TEMPERATURE <= temperature <= 10
+        and 0 < temperature <= MAX_TEMPERATURE
     ):
-        raise InvalidCommand("temperature must be a number from 0.01 to 10.")
+        raise InvalidCommand("temperature must be a number above 0 and at most 10.")
     if not (isinstance(other_top_k, int) and 0 <= other_top_k <= 100):
         raise InvalidCommand("other_top_k must be a whole number from 0 to 100.")
 
@@ -323,7 +353,7 @@ class SessionService:
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
-        self.models = models
+        self.models: Any = DomainModels(models)
         self.settings = settings
         self.clock = clock
         self.rng = rng or random.SystemRandom()
@@ -333,10 +363,7 @@ class SessionService:
     # ------------------------------------------------------------ models
 
     def list_models(self) -> ModelsResult:
-        try:
-            default_id, reason = self.models.default_model()
-        except ModelUnavailableError as exc:
-            raise ModelUnavailable(str(exc)) from exc
+        default_id, reason = self.models.default_model()
         return ModelsResult(
             models=self.models.describe(),
             default_model=default_id,
@@ -345,12 +372,7 @@ class SessionService:
         )
 
     def _require_model(self, model_id: str) -> None:
-        try:
-            self.models.get(model_id)
-        except UnknownModelError as exc:
-            raise UnknownModel(str(exc)) from exc
-        except ModelUnavailableError as exc:
-            raise ModelUnavailable(str(exc)) from exc
+        self.models.get(model_id)
 
     # ------------------------------------------------------------ reading
 
@@ -444,8 +466,7 @@ class SessionService:
                         f"The session is at version {before.version}, not {expected_version}: "
                         "another request changed it first. Reload it and decide again.",
                     )
-                with model_work():
-                    new_events = decide(before)
+                new_events = decide(before)
                 after = before
                 for event in new_events:
                     after = domain.apply(after, event)
@@ -498,10 +519,7 @@ class SessionService:
         self, model_name: str | None = None, class_code: str | None = None, seed: int | None = None
     ) -> SessionView:
         if model_name is None:
-            try:
-                model_name, _ = self.models.default_model()
-            except ModelUnavailableError as exc:
-                raise ModelUnavailable(str(exc)) from exc
+            model_name, _ = self.models.default_model()
         check_seed(seed)
         self._require_model(model_name)
         now = self.clock()
@@ -565,10 +583,9 @@ class SessionService:
         state, _ = self._load(session_id)
         domain.require_prompt(state)
         self._check_context(state)
-        with model_work():
-            distribution = self.models.distribution(
-                state.model_name, state.token_ids, temperature, threshold, other_top_k
-            )
+        distribution = self.models.distribution(
+            state.model_name, state.token_ids, temperature, threshold, other_top_k
+        )
         return DistributionResult(
             view=self._view(state, self._touch(state)), distribution=distribution
         )
@@ -588,20 +605,17 @@ class SessionService:
         Other wedge): the facts the TokenAppended event records."""
         model, ids = state.model_name, state.token_ids
         selection = "explicit"
-        try:
-            if request.category == "other":
-                token_id = self.models.other_token(
-                    model, ids, request.temperature, request.threshold, self._draw(state)
-                )
-                selection = "other"
-            elif request.token_id is not None:
-                token_id = request.token_id
-            elif request.token_text is not None:
-                token_id = self.models.token_id_for_text(model, request.token_text)
-            else:
-                raise InvalidCommand("Send one of token_id, token_text or category 'other'.")
-        except (InvalidTokenError, EmptyOtherError) as exc:
-            raise InvalidCommand(str(exc)) from exc
+        if request.category == "other":
+            token_id = self.models.other_token(
+                model, ids, request.temperature, request.threshold, self._draw(state)
+            )
+            selection = "other"
+        elif request.token_id is not None:
+            token_id = request.token_id
+        elif request.token_text is not None:
+            token_id = self.models.token_id_for_text(model, request.token_text)
+        else:
+            raise InvalidCommand("Send one of token_id, token_text or category 'other'.")
         return self._token_choice(
             state,
             token_id,
@@ -623,12 +637,9 @@ class SessionService:
         temperature: float,
         token_text: str | None = None,
     ) -> TokenChoice:
-        try:
-            scored = self.models.score(
-                state.model_name, state.token_ids, token_id, temperature, threshold
-            )
-        except InvalidTokenError as exc:
-            raise InvalidCommand(str(exc)) from exc
+        scored = self.models.score(
+            state.model_name, state.token_ids, token_id, temperature, threshold
+        )
         if token_text is not None and scored.token_text != token_text:
             raise InvalidCommand(
                 f"token_text {token_text!r} does not match token {token_id}, "
@@ -806,8 +817,8 @@ class SessionService:
         default_id: str | None = None
         try:
             default_id, _ = self.models.default_model()
-        except ModelUnavailableError as exc:
-            checks["model"] = str(exc)
+        except ModelUnavailable as exc:
+            checks["model"] = exc.message
         else:
             loaded = self.models.loaded(default_id)
             checks["model"] = "ok" if loaded else f"The default model {default_id} is loading."
@@ -819,8 +830,8 @@ class SessionService:
         try:
             model_id, _ = self.models.default_model()
             self.models.get(model_id)
-        except (ModelUnavailableError, UnknownModelError) as exc:
-            log.warning("warm-up: %s", exc)
+        except (ModelUnavailable, UnknownModel) as exc:
+            log.warning("warm-up: %s", exc.message)
 
     def rebuild_index(self) -> int:
         count = 0

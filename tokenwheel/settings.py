@@ -82,6 +82,10 @@ def parse_extra_models(text: str) -> tuple[dict[str, object], ...]:
         raise SettingsError(f"{name}: not valid JSON ({exc})") from None
     if not isinstance(items, list):
         raise SettingsError(f"{name}: expected a JSON list of objects")
+    # the catalog is plain data (importing it loads no model library)
+    from tokenwheel.inference.catalog import CATALOG
+
+    taken = {spec.id for spec in CATALOG}
     models = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
@@ -96,6 +100,12 @@ def parse_extra_models(text: str) -> tuple[dict[str, object], ...]:
             raise SettingsError(f"{name}: local model {item['id']!r} needs 'local_path'")
         if source not in ("hub", "local"):
             raise SettingsError(f"{name}: 'source' of {item['id']!r} must be 'hub' or 'local'")
+        if item["id"] in taken:
+            raise SettingsError(
+                f"{name}: the id {item['id']!r} is already taken (by the catalog or an "
+                "earlier entry); give the model its own id"
+            )
+        taken.add(item["id"])
         models.append(dict(item))
     return tuple(models)
 
@@ -201,6 +211,10 @@ class Settings:
         ):
             if (value := get(key)) is not None:
                 kwargs[attr] = parse_duration(f"TOKENWHEEL_{key}", value)
+        if kwargs.get("session_ttl") == 0:
+            raise SettingsError(
+                "TOKENWHEEL_SESSION_TTL=0: every session would expire at once; use e.g. 1h"
+            )
         if (value := get("SCHEDULER")) is not None:
             kwargs["scheduler_enabled"] = _bool("TOKENWHEEL_SCHEDULER", value)
         offline = get("OFFLINE") or env.get("HF_HUB_OFFLINE")
@@ -246,9 +260,10 @@ class Settings:
         if (value := get("RATE_LIMIT")) is not None:
             kwargs["rate_limit"] = parse_rate_limit("TOKENWHEEL_RATE_LIMIT", value)
         if (value := get("REDIS_URL")) is not None:
-            if not value.startswith(("redis://", "rediss://", "unix://")):
+            if not value.startswith(("redis://", "rediss://", "redis+unix://")):
                 raise SettingsError(
-                    f"TOKENWHEEL_REDIS_URL={value!r}: expected redis://host:port/db"
+                    f"TOKENWHEEL_REDIS_URL={value!r}: expected redis://host:port/db, "
+                    "rediss://… (TLS) or redis+unix:///path/to/redis.sock"
                 )
             kwargs["redis_url"] = value
         if (value := get("REDIS_PREFIX")) is not None:

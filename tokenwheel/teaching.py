@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from tokenwheel import exports
 from tokenwheel.domain import session as domain
@@ -21,6 +22,7 @@ from tokenwheel.domain.errors import (
     ModelUnavailable,
     PromptNotSet,
     SessionNotFound,
+    UnknownModel,
 )
 from tokenwheel.domain.events import Event
 from tokenwheel.domain.session import SessionState
@@ -33,9 +35,9 @@ from tokenwheel.domain.statistics import (
     timeline,
 )
 from tokenwheel.inference.tokens import TokenInfo, visible
-from tokenwheel.inference.types import ModelUnavailableError, UnknownModelError
 from tokenwheel.service import (
     DistributionResult,
+    DomainModels,
     LanguageModels,
     SessionView,
     check_context,
@@ -121,7 +123,7 @@ class TeachingService:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
-        self.models = models
+        self.models: Any = DomainModels(models)
         self.settings = settings
         self.clock = clock
 
@@ -151,8 +153,8 @@ class TeachingService:
             return ""
         try:
             return state.prompt + self.models.decode(state.model_name, state.generated_ids)
-        except (ModelUnavailableError, UnknownModelError) as exc:
-            log.warning("decoding with token texts: %s", exc)
+        except (ModelUnavailable, UnknownModel) as exc:
+            log.warning("decoding with token texts: %s", exc.message)
             return state.prompt + "".join(t.token_text for t in state.generated)
 
     def _infos(self, state: SessionState) -> dict[int, TokenInfo]:
@@ -162,8 +164,8 @@ class TeachingService:
             return {
                 i: self.models.token_info(state.model_name, i) for i in set(state.generated_ids)
             }
-        except (ModelUnavailableError, UnknownModelError) as exc:
-            log.warning("describing tokens from their stored text: %s", exc)
+        except (ModelUnavailable, UnknownModel) as exc:
+            log.warning("describing tokens from their stored text: %s", exc.message)
             return {
                 t.token_id: TokenInfo(
                     t.token_text, visible(t.token_text), "\ufffd" in t.token_text, False, False
@@ -238,13 +240,10 @@ class TeachingService:
         state = replayed.view.state
         if state.prompt is None:
             raise PromptNotSet(f"No prompt was set yet at version {version}.")
-        try:
-            check_context(self.models, state)
-            distribution = self.models.distribution(
-                state.model_name, state.token_ids, temperature, threshold, other_top_k
-            )
-        except (ModelUnavailableError, UnknownModelError) as exc:
-            raise ModelUnavailable(str(exc)) from exc
+        check_context(self.models, state)
+        distribution = self.models.distribution(
+            state.model_name, state.token_ids, temperature, threshold, other_top_k
+        )
         return ReplayedDistribution(
             replayed=replayed,
             wheel=DistributionResult(view=replayed.view, distribution=distribution),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -49,8 +50,6 @@ BAD_QUERIES = [
     {"temperature": "inf"},
     {"temperature": "-inf"},
     {"temperature": "x"},
-    {"temperature": 0.009},
-    {"temperature": 1e-300},
     {"other_top_k": -1},
     {"other_top_k": 101},
     {"other_top_k": 2.5},
@@ -84,6 +83,11 @@ BAD_APPENDS: list[Any] = [
     {"token_id": 1171, "token_text": " cat"},
     {"token_id": 1171, "threshold": 2},
     {"token_id": 1171, "temperature": 0},
+    # JSON bodies take numbers, not numbers in strings or booleans
+    {"token_id": 1171, "threshold": "0.5"},
+    {"token_id": 1171, "temperature": "1"},
+    {"token_id": 1171, "threshold": True},
+    {"token_id": 1171, "temperature": False},
     {"token_id": 1171, "unexpected": 1},
     [1, 2],
     "token",
@@ -188,3 +192,39 @@ def test_create_session_errors(app: Flask, client: FlaskClient) -> None:
 def test_unknown_routes_and_methods_are_json(client: FlaskClient) -> None:
     assert_error(client.get("/api/nothing-here"), 404)
     assert_error(client.put("/api/sessions"), 405)
+
+
+@pytest.mark.parametrize("temperature", [0.009, 1e-3, 1e-12, 1e-300, 5e-324])
+def test_any_temperature_above_zero_gives_a_finite_wheel(
+    prompted: Student, temperature: float
+) -> None:
+    """The contract is temperature > 0: the tiniest ones make the wheel one token at 100%
+    and every number in the answer is still a finite JSON number."""
+    wheel = prompted.probs(temperature=temperature, threshold=0.5)
+    top = wheel["above_threshold_tokens"]
+    assert len(top) == 1 and top[0]["probability"] > 0.99
+    samples = wheel["other_category"]["sample_tokens"]
+    assert samples and all(math.isfinite(t["log_probability"]) for t in samples)
+    assert wheel["other_category"]["total_probability"] < 0.01
+    appended = prompted.append(
+        token_id=samples[-1]["token_id"], temperature=temperature, threshold=0.5
+    )["appended_token"]
+    assert math.isfinite(appended["log_probability"])
+    assert appended["probability"] == samples[-1]["probability"]
+
+
+def test_statistics_survive_a_token_with_no_chance(prompted: Student) -> None:
+    """A student may append a token that had no chance at a low temperature: its
+    log-probability is thousands below zero, and exp(-mean) overflows a float. The
+    statistics still answer (perplexity null: too large for a number)."""
+    # the model's least likely next token, scored at temperature 0.01
+    wheel = prompted.probs(temperature=100 / 1000, threshold=0.0, other_top_k=0)
+    least = wheel["above_threshold_tokens"][-1]["token_id"]
+    unlikely = prompted.append(token_id=least, temperature=0.01)["appended_token"]
+    assert unlikely["log_probability"] < -710  # exp(710) is past the largest float
+    r = prompted.client.get(f"{prompted.url}/statistics")
+    assert r.status_code == 200, r.data[:300]
+    stats = r.json
+    assert stats["tokens_generated"] == 1
+    assert stats["log_probability"] == unlikely["log_probability"]
+    assert stats["perplexity"] is None

@@ -55,6 +55,13 @@ def test_models_lists_the_catalog_with_one_default(client: FlaskClient) -> None:
     assert r.json["model_name"] == body["default_model"]
 
 
+# the only student routes that never ask the model
+MODEL_FREE = {
+    ("get", "/api/sessions/{session_id}/statistics"),
+    ("delete", "/api/sessions/{session_id}"),
+}
+
+
 def test_openapi_documents_every_endpoint_and_error(client: FlaskClient, tmp_path: Path) -> None:
     spec = client.get("/api/openapi.json").json
     expected = {
@@ -67,6 +74,7 @@ def test_openapi_documents_every_endpoint_and_error(client: FlaskClient, tmp_pat
         ("post", "/api/sessions/{session_id}/undo"),
         ("post", "/api/sessions/{session_id}/spin"),
         ("get", "/api/models"),
+        ("get", "/api/sessions/{session_id}/statistics"),
     }
     found = {(m, p) for p, ops in spec["paths"].items() for m in ops if m != "parameters"}
     assert expected <= found
@@ -79,6 +87,10 @@ def test_openapi_documents_every_endpoint_and_error(client: FlaskClient, tmp_pat
             assert "404" in codes, (method, path)
         if method == "post" and path != "/api/sessions/{session_id}/undo":
             assert "400" in codes, (method, path)
+        if method == "post":  # any body can be too large
+            assert "413" in codes, (method, path)
+        if (method, path) not in MODEL_FREE:  # the model's queue can be full, or the model gone
+            assert "503" in codes, (method, path)
         if "422" in codes:  # a reused Idempotency-Key; validation errors are 400
             assert "Idempotency-Key" in op["responses"]["422"]["description"], (method, path)
     params = {

@@ -106,7 +106,7 @@ def test_multi_event_append_is_atomic(store) -> None:  # type: ignore[no-untyped
     first = d.append_token(state, choice(5), T0, 9)
     mid = d.apply(state, first[0])
     second = d.append_token(mid, choice(6), T0, 9)
-    # a batch whose second event collides (version 3 twice) must leave nothing behind
+    # a batch whose second event collides (version 3 twice) is refused before any write
     clash = [first[0], second[0].__class__(**{**second[0].__dict__, "version": 3})]
     with pytest.raises((VersionConflict, ValueError)):
         store.append(clash, state.version, d.summarize(mid))
@@ -114,6 +114,34 @@ def test_multi_event_append_is_atomic(store) -> None:  # type: ignore[no-untyped
     both = append(store, state, first + second)
     assert [e.version for e in store.load(sid(1))] == [1, 2, 3, 4]
     assert store.get_record(sid(1)).generated_count == len(both.generated) == 2
+
+
+def test_a_write_failing_late_rolls_back_the_whole_append(store) -> None:  # type: ignore[no-untyped-def]
+    """The last write of an append (its idempotency key) fails after the events and the
+    index row were written: the database must take all of it back."""
+    state = new_session(store)
+    key = IdempotencyRecord(
+        session_id=sid(1),
+        idempotency_key="k-1",
+        method_path="POST /append-token",
+        request_hash="h",
+        response_status=200,
+        response_body={"ok": True},
+        created_at=T0,
+    )
+    first = d.append_token(state, choice(5), T0, 9)
+    after_first = d.apply(state, first[0])
+    store.append(first, state.version, d.summarize(after_first), key)
+    batch = d.append_token(after_first, choice(6), T0, 9)
+    after = d.apply(after_first, batch[0])
+    batch += d.undo(after, T0)
+    after = d.apply(after, batch[-1])
+    with pytest.raises(VersionConflict):  # the key is stored already
+        store.append(batch, after_first.version, d.summarize(after), key)
+    assert [e.version for e in store.load(sid(1))] == [1, 2, 3]
+    record = store.get_record(sid(1))
+    assert (record.version, record.generated_count, record.undo_count) == (3, 1, 0)
+    assert store.get_idempotency(sid(1), "k-1").response_body == {"ok": True}
 
 
 def test_threads_racing_on_one_session_lose_and_duplicate_nothing(store) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,14 @@ import pytest
 from tests.fakes import FakeModels
 from tests.unit.test_service import Clock
 from tokenwheel import exports
-from tokenwheel.domain.errors import ClassNotFound, InvalidCommand, SessionNotFound
+from tokenwheel.domain.errors import (
+    ClassNotFound,
+    InvalidCommand,
+    ModelUnavailable,
+    Overloaded,
+    SessionNotFound,
+)
+from tokenwheel.inference.types import ModelUnavailableError, OverloadedError
 from tokenwheel.service import AppendRequest, SessionService
 from tokenwheel.settings import Settings
 from tokenwheel.store.memory import InMemoryEventStore
@@ -254,3 +261,45 @@ def test_csv_survives_commas_quotes_newlines_and_unicode(
     assert exports.events_from_csv(content) == students.store.load(sid)
     header = content.splitlines()[0].split(",")
     assert header[:8] == list(exports.ENVELOPE_COLUMNS) and len(header) == len(set(header))
+
+
+class BusyModels(FakeModels):
+    """A model side whose queue is full, and whose model can no longer load, on demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.busy = False
+        self.gone = False
+
+    def distribution(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.busy:
+            raise OverloadedError("The model is busy.")
+        return super().distribution(*args, **kwargs)
+
+    def decode(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.gone:
+            raise ModelUnavailableError("Model 'fake' is not available here.")
+        return super().decode(*args, **kwargs)
+
+
+def test_model_side_errors_reach_every_use_case_as_domain_errors(clock: Clock) -> None:
+    """No use case lets an inference error through (it would be a 500): a full queue is
+    Overloaded (503 + Retry-After), a model that cannot load is ModelUnavailable (503)."""
+    models = BusyModels()
+    settings = Settings(session_ttl=3600, retention=86400, scheduler_enabled=False)
+    students = SessionService(InMemoryEventStore(), models, settings, clock=clock)
+    teacher = TeachingService(students.store, models, settings, clock=clock)
+    sid = students.create_session().session_id
+    students.set_prompt(sid, "The cat")
+    students.append_token(sid, AppendRequest(token_text=" sat"))
+    models.busy = True
+    with pytest.raises(Overloaded):
+        students.next_token_probs(sid)
+    with pytest.raises(Overloaded):
+        teacher.next_token_probs(sid, 2, 0.1, 1.0, 5)
+    models.busy, models.gone = False, True
+    with pytest.raises(ModelUnavailable):
+        students.get_session(sid)
+    with pytest.raises(ModelUnavailable):
+        students.undo(sid)
+    assert teacher.session_detail(sid).view.current_text == "The cat sat"  # stored texts

@@ -1,5 +1,7 @@
-"""flask-smorest pieces shared by our blueprints: a parser that answers 400, and the 429
-that any rate-limited route can answer, documented on each of them."""
+"""flask-smorest pieces shared by our blueprints: a parser that answers 400, and the
+answers any route can give without its view saying so, documented on each of them: 429
+(rate limits), 413 (a body too large, on routes that take one) and, on routes that need
+the model, 503 (the model queue is full, or the model cannot load)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,14 @@ TOO_MANY_REQUESTS = (
 )
 
 
+BODY_TOO_LARGE = "The request body is larger than TOKENWHEEL_MAX_BODY_BYTES (64 KiB by default)."
+MODEL_BUSY = (
+    "The model is busy (its queue is full; Retry-After says when to try again) or cannot "
+    "load here now; the message says which."
+)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
@@ -24,19 +34,33 @@ class Parser(FlaskParser):
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
 
-    def __init__(self, *args: Any, rate_limited: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, rate_limited: bool = True, model_backed: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.rate_limited = rate_limited
+        self.model_backed = model_backed
 
-    def route(self, rule: str, *, parameters: Any = None, **options: Any) -> Callable[..., Any]:
+    def route(
+        self, rule: str, *, parameters: Any = None, needs_model: bool = True, **options: Any
+    ) -> Callable[..., Any]:
+        """``needs_model=False`` marks a route of a model-backed blueprint that never
+        asks the model (no 503 is documented for it)."""
         register = super().route(rule, parameters=parameters, **options)
+        takes_body = bool(BODY_METHODS & set(options.get("methods", ())))
 
         def decorator(func: Callable[..., Any]) -> Any:
             responses = getattr(func, "_apidoc", {}).get("response", {}).get("responses", {})
-            if self.rate_limited and 429 not in responses:
-                func = self.alt_response(429, schema=ApiErrorSchema, description=TOO_MANY_REQUESTS)(
-                    func
-                )
+            implied = {
+                429: self.rate_limited and TOO_MANY_REQUESTS,
+                413: takes_body and BODY_TOO_LARGE,
+                503: self.model_backed and needs_model and MODEL_BUSY,
+            }
+            for status, description in implied.items():
+                if description and status not in responses:
+                    func = self.alt_response(
+                        status, schema=ApiErrorSchema, description=description
+                    )(func)
             return register(func)
 
         return decorator

@@ -8,7 +8,12 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from tokenwheel.domain.session import CLASS_CODE_PATTERN, CLASS_CODE_RULE
-from tokenwheel.service import MAX_SEED, MIN_TEMPERATURE
+from tokenwheel.service import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_THRESHOLD,
+    MAX_SEED,
+    MAX_TEMPERATURE,
+)
 
 
 class StrictInteger(fields.Integer):
@@ -23,26 +28,36 @@ class StrictInteger(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-def _threshold(**kw: Any) -> fields.Float:
-    return fields.Float(
-        load_default=0.01,
+class StrictFloat(fields.Float):
+    """A number that refuses booleans and numbers in strings: for JSON bodies (query
+    strings are text and use plain ``fields.Float``)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _threshold(*, body: bool = False) -> fields.Float:
+    kind = StrictFloat if body else fields.Float
+    return kind(
+        load_default=DEFAULT_THRESHOLD,
         allow_nan=False,
         validate=validate.Range(min=0.0, max=1.0),
         metadata={"description": "Tokens with probability >= threshold get their own wedge."},
-        **kw,
     )
 
 
-def _temperature(**kw: Any) -> fields.Float:
-    return fields.Float(
-        load_default=1.0,
+def _temperature(*, body: bool = False) -> fields.Float:
+    kind = StrictFloat if body else fields.Float
+    return kind(
+        load_default=DEFAULT_TEMPERATURE,
         allow_nan=False,
-        validate=validate.Range(min=MIN_TEMPERATURE, max=10.0),
+        validate=validate.Range(min=0.0, min_inclusive=False, max=MAX_TEMPERATURE),
         metadata={
-            "description": "softmax(logits / temperature); from 0.01 to 10 (below 0.01 the "
-            "division overflows and the wheel is all one token anyway)."
+            "description": "softmax(logits / temperature): above 0, at most 10. Low values "
+            "sharpen the wheel towards the most likely token, high ones flatten it."
         },
-        **kw,
     )
 
 
@@ -273,8 +288,8 @@ class AppendTokenSchema(Schema):
         validate=validate.OneOf(["other"]),
         metadata={"description": "'other': the server samples from the Other wedge."},
     )
-    threshold = _threshold()
-    temperature = _temperature()
+    threshold = _threshold(body=True)
+    temperature = _temperature(body=True)
     expected_version = _expected_version()
 
     @validates_schema
@@ -324,8 +339,8 @@ class UndoSchema(Schema):
 
 
 class SpinSchema(Schema):
-    threshold = _threshold()
-    temperature = _temperature()
+    threshold = _threshold(body=True)
+    temperature = _temperature(body=True)
     expected_version = _expected_version()
     seed = _seed(
         "Seed for this spin's draw instead of the session's seed (the draw also depends "
@@ -449,7 +464,10 @@ class TextStatisticsSchema(Schema):
     perplexity = fields.Float(
         required=True,
         allow_none=True,
-        metadata={"description": "exp(-mean log-probability); null with no tokens."},
+        metadata={
+            "description": "exp(-mean log-probability); null with no tokens, or when it is "
+            "past the largest number (a token with no chance, chosen at a low temperature)."
+        },
     )
     top_choice_count = fields.Integer(
         required=True, metadata={"description": "Steps where the most likely token was chosen."}

@@ -30,6 +30,7 @@ blp = Blueprint(
     __name__,
     url_prefix="/api/sessions",
     description="A student's session: set a prompt, see the next-token wheel, append, undo.",
+    model_backed=True,
 )
 
 NOT_FOUND = {"description": "The session does not exist, was deleted, or has expired."}
@@ -149,7 +150,7 @@ def get_session(session_id: str) -> Any:
     return versioned(session_body(service().get_session(session_id)))
 
 
-@blp.route("/<session_id>/statistics", methods=["GET"])
+@blp.route("/<session_id>/statistics", methods=["GET"], needs_model=False)
 @blp.response(200, s.SessionStatisticsSchema)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 def statistics(session_id: str) -> dict[str, Any]:
@@ -163,7 +164,7 @@ def statistics(session_id: str) -> dict[str, Any]:
     return statistics_body(service().statistics(session_id))
 
 
-@blp.route("/<session_id>", methods=["DELETE"])
+@blp.route("/<session_id>", methods=["DELETE"], needs_model=False)
 @blp.arguments(s.DeleteHeadersSchema, location="headers")
 @blp.response(200, s.DeleteResponseSchema, headers=ETAG_HEADER)
 @blp.alt_response(400, schema=s.ApiErrorSchema, description="A malformed If-Match header.")

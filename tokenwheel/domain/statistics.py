@@ -54,10 +54,21 @@ def text_statistics(tokens: Iterable[GeneratedToken]) -> TextStatistics:
         other_sampled_count=sum(1 for t in tokens if t.sampled_from_other),
         other_rate=other / n if n else None,
         log_probability=log_probability,
-        perplexity=math.exp(-log_probability / n) if n else None,
+        perplexity=_perplexity(log_probability, n),
         top_choice_count=top,
         top_choice_rate=top / n if n else None,
     )
+
+
+def _perplexity(log_probability: float, n: int) -> float | None:
+    """exp(-mean log-probability); None without tokens, and None when it is past the
+    largest float (a token with essentially no chance, chosen at a low temperature)."""
+    if not n:
+        return None
+    try:
+        return math.exp(-log_probability / n)
+    except OverflowError:
+        return None
 
 
 @dataclass(frozen=True)

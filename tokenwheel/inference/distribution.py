@@ -27,9 +27,22 @@ TokenText = Callable[[int], str]
 TokenInfoOf = Callable[[int], TokenInfo]
 
 
+# JSON has no -Infinity: a token with no chance at all (a -inf logit, or a temperature so
+# low that (logit - max) / temperature overflows) is reported at this log-probability.
+# Sums of a few thousand of them stay finite, so statistics never overflow to -inf.
+LOG_PROBABILITY_FLOOR = -1e300
+
+
 def log_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log softmax(logits / T) in float64, one row of vocabulary size."""
-    return torch.log_softmax(logits.to(torch.float64) / temperature, dim=-1)
+    """log softmax(logits / T) in float64, one row of vocabulary size.
+
+    The largest logit is subtracted before dividing, so any temperature above zero works:
+    the leaders stay at exactly 0 and the rest can only fall towards -inf, which is
+    floored at :data:`LOG_PROBABILITY_FLOOR` (probability 0 either way)."""
+    shifted = logits.to(torch.float64)
+    shifted = (shifted - shifted.max()) / temperature
+    logp = shifted - torch.logsumexp(shifted, dim=-1)
+    return logp.clamp_(min=LOG_PROBABILITY_FLOOR)
 
 
 def _token(
