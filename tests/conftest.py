@@ -14,6 +14,10 @@ from tokenwheel.inference.registry import ModelRegistry
 from tokenwheel.inference.types import InferenceOptions
 from tokenwheel.settings import Settings
 
+# The tests never use the network: an accidental Hugging Face Hub call fails at once
+# (the machines this runs on have no Hub access anyway, but a laptop might).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 PG_URL = os.environ.get(
     "TOKENWHEEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -105,6 +105,3 @@ class FakeModels(ModelRegistry):
 
     def loaded(self, model_id: str) -> bool:
         return model_id in self.touched
-
-    def _run(self, fn, *args):  # type: ignore[no-untyped-def]
-        return fn(*args)  # no model thread needed for the fake

@@ -9,8 +9,9 @@ import torch
 from flask.testing import FlaskClient
 
 from tests.api.conftest import Student
-from tests.conftest import BUNDLED, GEMMA
+from tests.conftest import BUNDLED, GEMMA, MODEL_CACHE
 from tokenwheel.inference.registry import ModelRegistry
+from tokenwheel.inference.types import InferenceOptions
 from tokenwheel.settings import Settings
 
 
@@ -160,3 +161,18 @@ def test_bfloat16_stays_within_tolerance_of_float32(
             assert float((p32 - p16).abs().max()) <= BF16_MAX_DP[model_id], prompt
     finally:
         bf16.shutdown()
+
+
+def test_gemma_loads_again_from_its_converted_weights(gemma: str, registry: ModelRegistry) -> None:
+    """Gemma's file is assembled from four chunk packages and dequantized once; a second
+    process (here: a second registry on the same cache) loads the converted safetensors,
+    skips the conversion, and computes identical logits."""
+    again = ModelRegistry(InferenceOptions(cache_dir=str(MODEL_CACHE), offline=True))
+    try:
+        ids = registry.get(gemma).encode_prompt("The quick brown fox")
+        assert again.get(gemma) is not registry.get(gemma)
+        assert again.loaded_from_cache[gemma] is True
+        # full forward passes: neither registry's caches
+        assert torch.equal(again.get(gemma).logits(ids), registry.get(gemma).logits(ids))
+    finally:
+        again.shutdown()

@@ -15,6 +15,7 @@ import torch
 from flask.testing import FlaskClient
 
 from tests.conftest import BUNDLED, GEMMA
+from tokenwheel.inference.catalog import ModelSpec
 from tokenwheel.inference.engine import InferenceEngine, PrefixCache
 from tokenwheel.inference.registry import ModelRegistry
 from tokenwheel.inference.types import OverloadedError
@@ -138,6 +139,22 @@ def test_prefix_cache_is_bounded_and_keeps_one_entry_per_branch() -> None:
     assert cache.bytes <= cache.max_bytes and (1, 2, 3, 4) not in cache.entries
 
 
+class SlowModel:
+    """A model whose forward pass takes ``seconds``: it keeps the model thread busy."""
+
+    supports_kv = False
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.spec = ModelSpec(
+            id=f"slow-{seconds}", name="", description="", parameters="0", source="local"
+        )
+
+    def logits(self, ids: object) -> torch.Tensor:
+        time.sleep(self.seconds)
+        return torch.zeros(3)
+
+
 def test_a_full_queue_answers_503_with_retry_after(
     client: FlaskClient, registry: ModelRegistry, app
 ) -> None:  # type: ignore[no-untyped-def]
@@ -148,10 +165,10 @@ def test_a_full_queue_answers_503_with_retry_after(
     saved = registry.engine
     engine = registry.engine = InferenceEngine(threads=2, max_queue=1)
     try:
-        blocker = threading.Thread(target=engine.call, args=(time.sleep, 1.5))
+        blocker = threading.Thread(target=engine.logits, args=(SlowModel(1.5), [1]))
         blocker.start()
         time.sleep(0.3)  # the model thread is now busy
-        filler = threading.Thread(target=engine.call, args=(time.sleep, 0))
+        filler = threading.Thread(target=engine.logits, args=(SlowModel(0), [2]))
         filler.start()
         time.sleep(0.1)  # the queue is full
         with pytest.raises(OverloadedError):

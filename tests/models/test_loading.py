@@ -141,12 +141,130 @@ def test_hub_model_without_network_fails_fast_with_reason(
     )
     started = time.monotonic()
     ok, reason = online.availability("distilgpt2")
-    assert not ok and "not reachable" in (reason or "")
+    assert not ok and "did not answer within 0.5 s" in (reason or "")
     assert time.monotonic() - started < 5  # bounded by hub_timeout, never a hang
     app = make_app(settings, online)
     r = app.test_client().post("/api/sessions", json={"model_name": "gpt2-medium"})
-    assert r.status_code == 503 and "gpt2-medium" in r.json["message"]
+    assert r.status_code == 503
+    assert "gpt2-medium" in r.json["message"] and "did not answer" in r.json["message"]
     online.shutdown()
+
+
+def test_one_hub_probe_serves_every_hub_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listing the four Hub models asks the network once, not four times (each probe
+    can cost the whole hub timeout when packets are dropped)."""
+    from tokenwheel.inference import registry as registry_module
+
+    probes: list[float] = []
+
+    def unreachable(timeout: float) -> str:
+        probes.append(timeout)
+        return "huggingface.co cannot be looked up (no network or no DNS)"
+
+    monkeypatch.setattr(registry_module, "probe_hub", unreachable)
+    online = ModelRegistry(InferenceOptions(cache_dir=str(MODEL_CACHE), offline=False))
+    infos = {m.id: m for m in online.describe()}
+    hub = [m for m in infos.values() if m.source == "hub"]
+    assert len(hub) == 4 and not any(m.available for m in hub)
+    assert all("cannot be looked up" in (m.reason or "") for m in hub)
+    assert probes == [3.0]
+    online.shutdown()
+
+
+def test_hub_downloads_are_bounded_by_the_hub_timeout() -> None:
+    """huggingface_hub's own waits (10 s by default) follow TOKENWHEEL_HUB_TIMEOUT."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_ETAG_TIMEOUT, constants.HF_HUB_DOWNLOAD_TIMEOUT
+    try:
+        loading.bound_hub_timeouts(2.0)
+        assert constants.HF_HUB_ETAG_TIMEOUT == 2.0
+        assert constants.HF_HUB_DOWNLOAD_TIMEOUT == 10.0  # a moving download is not cut
+    finally:
+        constants.HF_HUB_ETAG_TIMEOUT, constants.HF_HUB_DOWNLOAD_TIMEOUT = saved
+
+
+def test_loading_a_model_never_stops_the_others(
+    tiny_gpt2_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load takes seconds (a GGUF conversion up to 40 s): it must not hold the model
+    thread, or every student of every other model would wait for it."""
+    from tokenwheel.inference import registry as registry_module
+
+    slow = tiny_spec(tiny_gpt2_folder, "gpt2-tiny-slow")
+    registry = ModelRegistry(
+        InferenceOptions(
+            cache_dir=str(MODEL_CACHE),
+            offline=True,
+            extra_models=(tiny_spec(tiny_gpt2_folder), slow),
+        )
+    )
+    registry.get(TINY)
+    release = threading.Event()
+    real_load = registry_module.load_pretrained
+
+    def slow_load(spec, options, dtype):  # type: ignore[no-untyped-def]
+        if spec.id == slow.id:
+            release.wait(60)
+        return real_load(spec, options, dtype)
+
+    monkeypatch.setattr(registry_module, "load_pretrained", slow_load)
+    loader = threading.Thread(target=registry.get, args=(slow.id,))
+    loader.start()
+    try:
+        time.sleep(0.2)  # the slow load is under way
+        answered = threading.Event()
+        threading.Thread(
+            target=lambda: (registry.logits(TINY, [5, 6, 7]), answered.set()), daemon=True
+        ).start()
+        assert answered.wait(30), "a forward pass waited for another model's load"
+        assert not registry.loaded(slow.id)
+    finally:
+        release.set()
+        loader.join(60)
+        registry.shutdown()
+    assert registry.loaded(slow.id)
+
+
+def test_a_model_that_fails_to_load_is_unavailable_and_not_retried_at_once(
+    tmp_path: Path, settings: Settings
+) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "gpt2", "n_layer": "many"}')
+    registry = ModelRegistry(
+        InferenceOptions(
+            cache_dir=str(MODEL_CACHE),
+            offline=True,
+            extra_models=(tiny_spec(broken, "broken"),),
+        )
+    )
+    try:
+        assert registry.availability("broken") == (True, None)  # the folder is there
+        client = make_app(settings, registry).test_client()
+        r = client.post("/api/sessions", json={"model_name": "broken"})
+        assert r.status_code == 503 and "broken failed to load" in r.json["message"]
+        started = time.monotonic()
+        r = client.post("/api/sessions", json={"model_name": "broken"})
+        assert r.status_code == 503 and time.monotonic() - started < 1
+        listed = {m["id"]: m for m in client.get("/api/models").json["models"]}
+        assert listed["broken"]["available"] is False
+        assert "failed to load" in listed["broken"]["reason"]
+        assert registry.load_count.get("broken") is None
+    finally:
+        registry.shutdown()
+
+
+def test_models_list_the_window_they_are_served_with() -> None:
+    """TOKENWHEEL_MAX_CONTEXT lowers every model's window, loaded or not."""
+    capped = ModelRegistry(
+        InferenceOptions(cache_dir=str(MODEL_CACHE), offline=True, max_context=256)
+    )
+    windows = {m.id: m.max_context for m in capped.describe()}
+    assert windows["gpt2"] == 256 and windows["gemma-3-270m"] == 256
+    assert capped.get(BUNDLED).max_context == 256
+    assert {m.id: m.max_context for m in capped.describe()}[BUNDLED] == 256
+    capped.shutdown()
 
 
 def test_unknown_model_is_400_and_catalog_lists_six(client: FlaskClient) -> None:

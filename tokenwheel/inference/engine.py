@@ -160,14 +160,6 @@ class InferenceEngine:
             ) from None
         return request.future.result()
 
-    def call(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn`` on the model thread (model loading uses this)."""
-        self._ensure_thread()
-        request = _Request(model=None, ids=())
-        request.model = (fn, args)
-        self._queue.put(request)
-        return request.future.result()
-
     def drop_model(self, model_id: str) -> None:
         cache = self._caches.pop(model_id, None)
         if cache is not None:
@@ -196,10 +188,6 @@ class InferenceEngine:
             first = self._queue.get()
             if first is None:
                 return
-            if first.ids == () and isinstance(first.model, tuple):
-                fn, args = first.model
-                self._settle(first, fn, *args)
-                continue
             batch = [first]
             deadline = time.monotonic() + self.batch_wait
             while len(batch) < self.max_batch:
@@ -215,10 +203,6 @@ class InferenceEngine:
                 if item is None:
                     self._queue.put(None)
                     break
-                if item.ids == () and isinstance(item.model, tuple):
-                    fn, args = item.model
-                    self._settle(item, fn, *args)
-                    continue
                 batch.append(item)
             try:
                 with torch.inference_mode():
@@ -227,13 +211,6 @@ class InferenceEngine:
                 for request in batch:
                     if not request.future.done():
                         request.future.set_exception(exc)
-
-    @staticmethod
-    def _settle(request: _Request, fn: Any, *args: Any) -> None:
-        try:
-            request.future.set_result(fn(*args))
-        except BaseException as exc:
-            request.future.set_exception(exc)
 
     def _cache_for(self, model: Any) -> PrefixCache:
         key = model.spec.id

@@ -41,21 +41,38 @@ def package_folder(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def hub_reachable(timeout: float) -> bool:
-    """Whether a TCP connection to the Hub opens within ``timeout`` (DNS included)."""
-    outcome: list[bool] = []
+def probe_hub(timeout: float) -> str | None:
+    """None if a TCP connection to the Hub opens within ``timeout`` (DNS included), else
+    why not, in words a teacher can act on."""
+    outcome: list[str | None] = []
 
     def probe() -> None:
         try:
             with socket.create_connection((HUB_HOST, 443), timeout=timeout):
-                outcome.append(True)
-        except OSError:
-            outcome.append(False)
+                outcome.append(None)
+        except socket.gaierror:
+            outcome.append(f"{HUB_HOST} cannot be looked up (no network or no DNS)")
+        except TimeoutError:
+            outcome.append(f"{HUB_HOST} did not answer within {timeout:g} s")
+        except OSError as exc:
+            outcome.append(f"{HUB_HOST} cannot be reached ({exc.strerror or exc})")
 
-    thread = threading.Thread(target=probe, daemon=True)
+    thread = threading.Thread(target=probe, name="tokenwheel-hub-probe", daemon=True)
     thread.start()
     thread.join(timeout)
-    return bool(outcome and outcome[0])
+    if not outcome:
+        return f"{HUB_HOST} did not answer within {timeout:g} s"
+    return outcome[0]
+
+
+def bound_hub_timeouts(timeout: float) -> None:
+    """huggingface_hub waits 10 s per metadata request and per stalled read by default;
+    bound both by ``TOKENWHEEL_HUB_TIMEOUT`` (its module constants, read at each call).
+    A download that keeps moving is never cut short: the read timeout is per read."""
+    from huggingface_hub import constants
+
+    constants.HF_HUB_ETAG_TIMEOUT = timeout  # type: ignore[assignment]
+    constants.HF_HUB_DOWNLOAD_TIMEOUT = max(timeout, 10.0)  # type: ignore[assignment]
 
 
 def hub_cached(repo: str) -> bool:
@@ -67,8 +84,12 @@ def hub_cached(repo: str) -> bool:
     return isinstance(found, str)
 
 
-def availability(spec: ModelSpec, options: InferenceOptions) -> tuple[bool, str | None]:
-    """Can ``spec`` load here now? Cheap: never downloads or loads weights."""
+def availability(
+    spec: ModelSpec, options: InferenceOptions, hub_problem: Any = None
+) -> tuple[bool, str | None]:
+    """Can ``spec`` load here now? Cheap: never downloads or loads weights.
+    ``hub_problem()`` says why the Hub cannot be reached (None: it can); the registry
+    passes one shared, remembered probe, so listing four Hub models probes once."""
     if spec.source == "bundled":
         assert spec.package
         if package_folder(spec.package) is None:
@@ -86,10 +107,11 @@ def availability(spec: ModelSpec, options: InferenceOptions) -> tuple[bool, str 
         return False, (
             f"{spec.hub_repo} is not in the local Hugging Face cache and offline mode is on"
         )
-    if not hub_reachable(options.hub_timeout):
+    problem = hub_problem() if hub_problem is not None else probe_hub(options.hub_timeout)
+    if problem is not None:
         return False, (
             f"{spec.hub_repo} is not in the local Hugging Face cache and the Hugging Face Hub "
-            f"is not reachable from this machine (no answer within {options.hub_timeout:g} s)"
+            f"is not reachable from this machine: {problem}"
         )
     return True, None
 
@@ -211,9 +233,11 @@ def load_pretrained(spec: ModelSpec, options: InferenceOptions, dtype: Any) -> L
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
-    location, kwargs = weights_location(spec, options)
+    if spec.source == "hub":
+        bound_hub_timeouts(options.hub_timeout)
     cached: Path | None = None
     try:
+        location, kwargs = weights_location(spec, options)
         if "gguf_file" in kwargs:
             cached = converted_dir(options, spec, Path(location) / kwargs["gguf_file"], dtype)
             if (cached / COMPLETE).exists():
@@ -223,7 +247,10 @@ def load_pretrained(spec: ModelSpec, options: InferenceOptions, dtype: Any) -> L
                 return Loaded(tokenizer, model, True, time.perf_counter() - started)
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
-    except (OSError, ValueError) as exc:
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # any failure to load means the same to a student: 503
+        log.warning("%s failed to load", spec.id, exc_info=True)
         raise ModelUnavailableError(f"{spec.id} failed to load: {exc}") from exc
     model.eval()
     if cached is not None:

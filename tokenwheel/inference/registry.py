@@ -12,15 +12,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 
 from . import distribution as dist
 from .catalog import CATALOG, ModelSpec
 from .engine import InferenceEngine
-from .loading import availability, load_pretrained
+from .loading import availability, load_pretrained, probe_hub
 from .model import LoadedModel
 from .tokens import TokenInfo
 from .types import (
@@ -144,6 +144,8 @@ class ModelRegistry:
         self._models: dict[str, LoadedModel] = {}
         self._load_locks: dict[str, threading.Lock] = {s.id: threading.Lock() for s in self.specs}
         self._availability: dict[str, tuple[float, bool, str | None]] = {}
+        self._hub_probe: tuple[float, str | None] | None = None
+        self._hub_probe_lock = threading.Lock()
         naive = options.engine == "naive"
         self.engine = InferenceEngine(
             threads=options.torch_threads,
@@ -178,9 +180,25 @@ class ModelRegistry:
         now = time.monotonic()
         if cached and now - cached[0] < AVAILABILITY_TTL:
             return cached[1], cached[2]
-        ok, reason = availability(self.spec(model_id), self.options)
+        ok, reason = availability(self.spec(model_id), self.options, self._hub_problem)
         self._availability[model_id] = (now, ok, reason)
         return ok, reason
+
+    def _hub_problem(self) -> str | None:
+        """Why the Hub cannot be reached (None: it can), probed once per
+        AVAILABILITY_TTL for all Hub models together."""
+        with self._hub_probe_lock:
+            now = time.monotonic()
+            if self._hub_probe is None or now - self._hub_probe[0] >= AVAILABILITY_TTL:
+                self._hub_probe = (now, probe_hub(self.options.hub_timeout))
+            return self._hub_probe[1]
+
+    def _remember_failure(self, model_id: str, reason: str) -> None:
+        """A model that failed to load is unavailable for AVAILABILITY_TTL: /api/models
+        says so and the next request fails at once instead of loading again."""
+        self._availability[model_id] = (time.monotonic(), False, reason)
+        if self._default is not None and self._default[0] == model_id:
+            self._default = None  # choose the effective default again
 
     def default_model(self) -> tuple[str, str | None]:
         """``(effective default id, why it differs from the configured one or None)``."""
@@ -223,7 +241,7 @@ class ModelRegistry:
                     loaded=loaded is not None,
                     reason=reason,
                     vocabulary_size=loaded.vocabulary_size if loaded else None,
-                    max_context=loaded.max_context if loaded else spec.max_context,
+                    max_context=loaded.max_context if loaded else self._window(spec),
                     dtype=loaded.dtype if loaded else None,
                 )
             )
@@ -246,12 +264,18 @@ class ModelRegistry:
             if not ok:
                 raise ModelUnavailableError(f"Model {model_id!r} is not available here: {reason}")
             self._make_room(model_id, estimated_bytes(spec.parameters, self.dtype))
-            loaded = self._run(load_pretrained, spec, self.options, self.dtype)
+            # On this request's thread, not the model thread: a load takes seconds (a GGUF
+            # conversion 16-40 s), and the model thread keeps serving the other students.
+            try:
+                loaded = load_pretrained(spec, self.options, self.dtype)
+            except ModelUnavailableError as exc:
+                self._remember_failure(model_id, str(exc))
+                raise
             weights = loaded.model
-            limit = spec.max_context or int(getattr(weights.config, "max_position_embeddings", 0))
-            if self.options.max_context:
-                limit = min(limit, self.options.max_context) if limit else self.options.max_context
-            model = LoadedModel(spec, loaded.tokenizer, weights, max_context=limit)
+            native = spec.max_context or int(getattr(weights.config, "max_position_embeddings", 0))
+            # a model that names no window (none in the catalog) is served 1024 positions
+            window = self._window(spec, native) or 1024
+            model = LoadedModel(spec, loaded.tokenizer, weights, max_context=window)
             self._models[model_id] = model
             self._last_used[model_id] = time.monotonic()
             self.load_count[model_id] = self.load_count.get(model_id, 0) + 1
@@ -266,6 +290,14 @@ class ModelRegistry:
             )
             self._make_room(model_id, 0)
             return model
+
+    def _window(self, spec: ModelSpec, native: int | None = None) -> int | None:
+        """The context window served: the model's own, lowered by TOKENWHEEL_MAX_CONTEXT."""
+        limit = native or spec.max_context
+        cap = self.options.max_context
+        if cap:
+            return min(limit, cap) if limit else cap
+        return limit
 
     def _make_room(self, keep: str, incoming: int) -> None:
         """Unload least recently used models until the loaded ones (plus ``incoming``
@@ -300,9 +332,6 @@ class ModelRegistry:
         return model_id in self._models
 
     # ------------------------------------------------------------ model thread
-
-    def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return self.engine.call(fn, *args)  # type: ignore[no-any-return]
 
     def shutdown(self) -> None:
         self.engine.shutdown()
