@@ -24,6 +24,7 @@ def token(
     selection: str = "explicit",
     temperature: float = 1.0,
 ) -> d.TokenChoice:
+    other = category == "other"
     return d.TokenChoice(
         token_id=token_id,
         token_text=f" t{token_id}",
@@ -35,6 +36,10 @@ def token(
         threshold=0.1,
         temperature=temperature,
         rank=rank,
+        # what a real wheel records for a token of its Other wedge
+        other_total_probability=0.25 + p if other else None,
+        other_token_count=49000 + rank if other else None,
+        selected_token_rank=rank - 2 if other else None,
     )
 
 

@@ -3,6 +3,8 @@
 The teacher API and ``tokenwheel export-events`` share these formats, and
 :func:`events_from_csv` / :func:`events_from_json` read them back into the same events
 (a test holds them to that). Floats are written with ``repr``, so they read back exactly.
+CSV text cells are spreadsheet-safe: one that would start a formula gets a leading
+apostrophe, which the readers here remove again.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
@@ -77,15 +80,34 @@ def iter_jsonl(rows: Iterable[EventRow]) -> Iterator[str]:
         yield json.dumps(export_record(row), ensure_ascii=False) + "\n"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"); a prompt is typed by a student and opened by a teacher.
+_FORMULA = re.compile(r"^'*[=+\-@\t\r]")
+_QUOTED_FORMULA = re.compile(r"^'+[=+\-@\t\r]")
+
+
+def spreadsheet_text(text: str) -> str:
+    """Text that a spreadsheet shows as text: one more leading apostrophe when it would
+    start a formula (after any apostrophes it already has), else unchanged."""
+    return "'" + text if _FORMULA.match(text) else text
+
+
+def text_from_spreadsheet(text: str) -> str:
+    """The inverse of :func:`spreadsheet_text`: drop the apostrophe it added."""
+    return text[1:] if _QUOTED_FORMULA.match(text) else text
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value)
+        return repr(value)  # numbers are never formulas
     if isinstance(value, list | tuple):
         return json.dumps(list(value))
+    if isinstance(value, str):
+        return spreadsheet_text(value)
     return str(value)
 
 
@@ -146,7 +168,7 @@ def _parse_cell(text: str, annotation: Any) -> Any:
         return origin(text)
     if origin in (tuple, list):
         return json.loads(text)
-    return text
+    return text_from_spreadsheet(text)
 
 
 def events_from_csv(text: str) -> list[Event]:

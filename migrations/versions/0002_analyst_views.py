@@ -65,9 +65,28 @@ def token_events(dialect: str) -> str:
         return field(dialect, alias, key, kind)
 
     payload_columns = ",\n".join(f"    {f('e', key, kind)} AS {key}" for key, kind in TOKEN_FIELDS)
+    outer = ", ".join(
+        f"t.{name}"
+        for name in (
+            "event_id",
+            "session_id",
+            "class_code",
+            "model_name",
+            "version",
+            "occurred_at",
+            "prompt_version",
+            *(key for key, _ in TOKEN_FIELDS),
+            "undone",
+        )
+    )
+    # Each token ended one way: undone, cleared by a later SetPrompt (a token undone
+    # before that reset counts as undone only), or still in the text. The three columns
+    # add up to 1 on every row.
     return f"""
 CREATE VIEW token_events AS
-SELECT t.*, CASE WHEN t.undone = 0 AND t.prompt_reset = 0 THEN 1 ELSE 0 END AS in_text
+SELECT {outer},
+  CASE WHEN t.undone = 0 AND t.later_prompt = 1 THEN 1 ELSE 0 END AS prompt_reset,
+  CASE WHEN t.undone = 0 AND t.later_prompt = 0 THEN 1 ELSE 0 END AS in_text
 FROM (
   SELECT
     e.id AS event_id,
@@ -88,7 +107,7 @@ FROM (
     CASE WHEN EXISTS (
       SELECT 1 FROM events r
       WHERE r.session_id = e.session_id AND r.type = 'SetPrompt' AND r.version > e.version
-    ) THEN 1 ELSE 0 END AS prompt_reset
+    ) THEN 1 ELSE 0 END AS later_prompt
   FROM events e
   JOIN events c ON c.session_id = e.session_id AND c.version = 1 AND c.type = 'SessionCreated'
   WHERE e.type = 'TokenAppended'
@@ -126,6 +145,7 @@ SELECT
   {count('Undone')} AS undo_count,
   COALESCE(t.tokens_generated, 0) AS tokens_generated,
   t.average_probability,
+  COALESCE(t.other_picks, 0) AS other_picks,
   COALESCE(t.other_count, 0) AS other_count,
   COALESCE(t.other_sampled_count, 0) AS other_sampled_count,
   COALESCE(t.log_probability, 0.0) AS log_probability,
@@ -138,6 +158,7 @@ LEFT JOIN (
     COUNT(*) AS tokens_appended,
     SUM(in_text) AS tokens_generated,
     AVG(CASE WHEN in_text = 1 THEN probability END) AS average_probability,
+    SUM(CASE WHEN category = 'other' THEN 1 ELSE 0 END) AS other_picks,
     SUM(CASE WHEN in_text = 1 AND category = 'other' THEN 1 ELSE 0 END) AS other_count,
     SUM(CASE WHEN in_text = 1 THEN sampled_from_other ELSE 0 END) AS other_sampled_count,
     SUM(CASE WHEN in_text = 1 THEN log_probability ELSE 0.0 END) AS log_probability,

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -53,6 +54,8 @@ def test_replay_at_every_version_is_what_the_student_saw(lesson: Lesson, teacher
         assert state["version"] == version and state["deleted"] is False
     teacher.get(f"/sessions/{sid}/replay", expect=400, version=9)
     teacher.get(f"/sessions/{sid}/replay", expect=400, version=0)
+    teacher.get(f"/sessions/{sid}/replay", expect=400, version=-1)
+    teacher.get(f"/sessions/{sid}/replay", expect=400, version="two")
     teacher.get(f"/sessions/{sid}/replay", expect=400)  # version is required
 
 
@@ -189,6 +192,13 @@ def test_class_statistics_compare_first_tokens_with_the_model(
     assert wheel is not None
     body = teacher.json("/classes/9a/statistics")
     assert body["session_count"] == 5 and body["tokens_generated"] == 4
+    # the class's texts pooled token by token, by hand
+    chosen = [wheel[pick] for pick in (0, 0, 1, 0)]
+    assert math.isclose(body["average_probability"], sum(t["probability"] for t in chosen) / 4)
+    log_p = math.fsum(t["log_probability"] for t in chosen)
+    assert math.isclose(body["log_probability"], log_p)
+    assert math.isclose(body["perplexity"], math.exp(-log_p / 4))
+    assert (body["top_choice_count"], body["other_picks"], body["tokens_appended"]) == (3, 0, 4)
     (group,) = body["first_tokens"]
     assert (group["prompt"], group["session_count"], group["temperature"]) == (
         "The capital of France is",
@@ -229,7 +239,7 @@ def test_exports_parse_back_into_the_same_events(
         token = response["appended_token"]
         assert float(row["probability"]) == token["probability"]
         assert int(row["token_id"]) == token["token_id"]
-        assert row["token_text"] == token["token_text"]
+        assert exports.text_from_spreadsheet(row["token_text"]) == token["token_text"]
         assert row["threshold"] == threshold and row["occurred_at"]
 
     r = teacher.get(f"/sessions/{sid}/export", format="json")
@@ -325,3 +335,32 @@ def test_class_code_is_optional_and_null_means_none(client: FlaskClient, teacher
         assert r.status_code == 201 and "class_code" not in r.json
     assert {s["class_code"] for s in teacher.json("/sessions")["sessions"]} == {None}
     assert json.loads(teacher.get("/sessions").data)["total"] == 2
+
+
+def test_idle_sessions_expire_for_students_but_stay_with_teachers_until_purged(
+    settings: Settings, registry: ModelRegistry
+) -> None:
+    """Past the TTL a student's session answers 404; the teacher still finds it (status
+    expired), steps through it and sees its wheel, until the retention purges it."""
+    app = teacher_app(settings, registry, session_ttl=1, retention=3600)
+    client = app.test_client()
+    teacher = Teacher(client)
+    student = Student(client, class_code="9a")
+    student.prompt("Once upon a")
+    student.append(token_text=" time")
+    time.sleep(1.2)
+    for method, path in (("get", ""), ("get", "/next-token-probs"), ("post", "/undo")):
+        assert getattr(client, method)(f"{student.url}{path}").status_code == 404, path
+    service = app.extensions["tokenwheel.service"]
+    expired, purged = service.purge_expired()  # marks it expired; retention keeps it
+    assert (expired, purged) == (1, 0)
+    [listed] = teacher.json("/sessions", class_code="9a", status="expired")["sessions"]
+    assert listed["session_id"] == student.id
+    assert teacher.json(f"/sessions/{student.id}")["state"]["current_text"] == "Once upon a time"
+    wheel = teacher.json(f"/sessions/{student.id}/next-token-probs", version=3)
+    assert wheel["above_threshold_tokens"]
+    assert teacher.json("/classes/9a/statistics")["tokens_generated"] == 1
+    future = datetime.now(UTC) + timedelta(hours=2)
+    assert service.store.purge(future) == 1
+    assert teacher.get(f"/sessions/{student.id}", expect=404)
+    assert teacher.json("/sessions", class_code="9a")["total"] == 0

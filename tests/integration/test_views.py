@@ -90,10 +90,18 @@ def test_token_events_match_the_timeline(engine: sa.Engine) -> None:
         for key in ("probability", "log_probability", "temperature", "threshold"):
             assert row[key] == p[key], key  # floats survive JSON exactly
         assert row["sampled_from_other"] == int(p["sampled_from_other"])
-        assert row["other_total_probability"] is None
+        for key in ("other_total_probability", "other_token_count", "selected_token_rank"):
+            assert row[key] == p[key], key  # typed numbers for Other tokens, else null
         assert row["undone"] == int(bool(entry.undone))
         assert row["in_text"] == int(bool(entry.in_final_text))
+        cleared = not entry.undone and not entry.in_final_text
+        assert row["prompt_reset"] == int(cleared)
+        assert row["undone"] + row["prompt_reset"] + row["in_text"] == 1  # one fate each
     assert [r["prompt_version"] for r in got[:6]] == [2, 2, 2, 7, 7, 7]
+    # B (v4) was undone before the reset at v7: undone, not also counted as reset
+    b = next(r for r in got if r["session_id"] == sid(1) and r["version"] == 4)
+    assert (b["undone"], b["prompt_reset"], b["in_text"]) == (1, 0, 0)
+    assert sum(r["prompt_reset"] for r in got) == 2  # A and C
 
 
 def test_session_summaries_match_the_statistics(engine: sa.Engine) -> None:
@@ -127,6 +135,7 @@ def test_session_summaries_match_the_statistics(engine: sa.Engine) -> None:
             text.other_sampled_count,
         )
         assert row["top_choice_count"] == text.top_choice_count
+        assert row["other_picks"] == stats.other_picks
         if text.average_probability is None:
             assert row["average_probability"] is None
         else:

@@ -35,6 +35,8 @@ def test_session_statistics_by_hand(session: list[Event]) -> None:
         6,
         1,
     )
+    # Other was chosen three times (B undone, C cleared, E kept); one of them is in the text
+    assert stats.other_picks == 3
     text = stats.text
     assert text.tokens_generated == 3
     assert text.average_probability == pytest.approx((0.4 + 0.05 + 0.3) / 3)
@@ -109,6 +111,7 @@ def test_class_statistics_by_hand() -> None:
     assert text.log_probability == pytest.approx(sum(math.log(p) for p in probabilities))
     assert text.perplexity == pytest.approx(math.prod(probabilities) ** (-1 / 7))
     assert text.top_choice_count == 5 and text.other_count == 0
+    assert stats.other_picks == 1  # session 3 took B from Other, then undid it
 
     (group,) = stats.first_tokens  # only one wheel was shared by two or more sessions
     assert (group.model_name, group.prompt, group.temperature, group.session_count) == (

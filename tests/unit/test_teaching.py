@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from datetime import timedelta
@@ -261,6 +263,37 @@ def test_csv_survives_commas_quotes_newlines_and_unicode(
     assert exports.events_from_csv(content) == students.store.load(sid)
     header = content.splitlines()[0].split(",")
     assert header[:8] == list(exports.ENVELOPE_COLUMNS) and len(header) == len(set(header))
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        '=HYPERLINK("http://x.example","click")',
+        "+1+1",
+        "-2",
+        "@SUM(A1)",
+        "\tTab",
+        "\rCR",
+        "'=quoted already",
+        "''+twice",
+        "'plain apostrophe",
+        "plain",
+    ],
+)
+def test_csv_cells_never_run_as_spreadsheet_formulas(
+    students: SessionService, teacher: TeachingService, prompt: str
+) -> None:
+    """A teacher opens the class CSV in a spreadsheet: a student's text that starts like
+    a formula gets one leading apostrophe (shown as text, never run), and reading the
+    file back removes it again, so the events come back exactly."""
+    sid = students.create_session(class_code="7b").session_id
+    prompt += " the cat"  # words the fake model knows
+    students.set_prompt(sid, prompt)
+    content = teacher.export_session(sid, "csv").content
+    [row] = [r for r in csv.DictReader(io.StringIO(content, newline="")) if r["prompt"]]
+    risky = prompt.lstrip("'")[:1] in ("=", "+", "-", "@", "\t", "\r")
+    assert row["prompt"] == ("'" + prompt if risky else prompt)
+    assert exports.events_from_csv(content) == students.store.load(sid)
 
 
 class BusyModels(FakeModels):

@@ -442,6 +442,14 @@ class TextStatisticsSchema(Schema):
         required=True,
         metadata={"description": "Every token ever appended, including undone and reset ones."},
     )
+    other_picks = fields.Integer(
+        required=True,
+        metadata={
+            "description": "Every token taken from the Other wedge, undone and reset ones "
+            "included: how often Other was chosen (`other_count` is how much of the current "
+            "text came from it)."
+        },
+    )
     undo_count = fields.Integer(required=True)
     prompt_count = fields.Integer(
         required=True, metadata={"description": "Prompts set (1 + the number of resets)."}
@@ -621,7 +629,12 @@ class ReplaySchema(Schema):
     version = fields.Integer(required=True)
     latest_version = fields.Integer(required=True)
     event = fields.Nested(
-        TimelineEntrySchema, required=True, metadata={"description": "The event at `version`."}
+        TimelineEntrySchema,
+        required=True,
+        metadata={
+            "description": "The event at `version`. Its `undone` and `in_final_text` say "
+            "what became of the token by the session's end, not what was known at `version`."
+        },
     )
     state = fields.Nested(ArchivedStateSchema, required=True)
 

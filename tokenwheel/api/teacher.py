@@ -187,8 +187,9 @@ def get_session(session_id: str) -> dict[str, Any]:
     `state` is what the student saw last; `timeline` is every event in order, including
     tokens later undone (`undone: true`) and prompt resets (`SetPrompt` after the first),
     each with its time and, for tokens, probability, category, rank and how it was chosen
-    (`selection`: explicit, or other when a spin landed on Other). Reading never changes
-    the session.
+    (`selection`: `explicit` when the student picked the token, `other` when the student
+    picked the Other wedge and the server sampled in it, `spin` when the server's draw on
+    the whole wheel chose). Reading never changes the session.
     """
     detail = teaching().session_detail(session_id)
     return {

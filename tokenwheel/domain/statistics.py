@@ -79,8 +79,15 @@ class SessionStatistics:
     prompt: str | None
     prompt_count: int
     tokens_appended: int
+    other_picks: int
     undo_count: int
     text: TextStatistics
+
+
+def _other_picks(events: Iterable[Event]) -> int:
+    """Every token taken from the Other wedge, undone and cleared ones included: how often
+    the student chose Other, as opposed to how much of the final text came from it."""
+    return sum(1 for e in events if isinstance(e, TokenAppended) and e.category == "other")
 
 
 def _final_state(events: Sequence[Event]) -> SessionState:
@@ -99,6 +106,7 @@ def session_statistics(events: Sequence[Event]) -> SessionStatistics:
         prompt=state.prompt,
         prompt_count=sum(1 for e in events if isinstance(e, SetPrompt)),
         tokens_appended=sum(1 for e in events if isinstance(e, TokenAppended)),
+        other_picks=_other_picks(events),
         undo_count=state.undo_count,
         text=text_statistics(state.generated),
     )
@@ -136,6 +144,7 @@ class ClassStatistics:
     session_count: int
     prompt_count: int
     tokens_appended: int
+    other_picks: int
     undo_count: int
     text: TextStatistics
     first_tokens: tuple[FirstTokenGroup, ...]
@@ -150,6 +159,7 @@ def class_statistics(class_code: str, streams: Iterable[Sequence[Event]]) -> Cla
         session_count=len(per_session),
         prompt_count=sum(stats.prompt_count for stats, _ in per_session),
         tokens_appended=sum(stats.tokens_appended for stats, _ in per_session),
+        other_picks=sum(stats.other_picks for stats, _ in per_session),
         undo_count=sum(stats.undo_count for stats, _ in per_session),
         text=text_statistics(t for _, state in per_session for t in state.generated),
         first_tokens=first_token_groups([state for _, state in per_session]),
