@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -203,6 +204,46 @@ class Readiness:
         return all(value == "ok" for value in self.checks.values())
 
 
+class SessionStates:
+    """The latest replayed state of recently used sessions: a snapshot cache.
+
+    Replaying a whole stream on every request costs time linear in its events; with the
+    state at version v in memory, a request reads only the events after v (usually
+    none: the index row's version says so). The events stay the truth: a state here is
+    always the fold of a prefix of its stream, and a newer version in the index (another
+    process wrote) is caught up by folding the events since. Bounded by count, least
+    recently used out first."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._states: OrderedDict[str, SessionState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session_id: str) -> SessionState | None:
+        with self._lock:
+            state = self._states.get(session_id)
+            if state is not None:
+                self._states.move_to_end(session_id)
+            return state
+
+    def put(self, state: SessionState) -> None:
+        """Keep ``state`` unless a newer version of the session is kept already."""
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            held = self._states.get(state.session_id)
+            if held is not None and held.version > state.version:
+                return
+            self._states[state.session_id] = state
+            self._states.move_to_end(state.session_id)
+            while len(self._states) > self.capacity:
+                self._states.popitem(last=False)
+
+    def drop(self, session_id: str) -> None:
+        with self._lock:
+            self._states.pop(session_id, None)
+
+
 class _SessionLock:
     """A lock that can be weakly referenced (``threading.Lock`` cannot), so the table of
     per-session locks forgets a session once no request holds its lock."""
@@ -359,6 +400,7 @@ class SessionService:
         self.rng = rng or random.SystemRandom()
         self._locks: weakref.WeakValueDictionary[str, _SessionLock] = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
+        self.states = SessionStates()
 
     # ------------------------------------------------------------ models
 
@@ -383,10 +425,25 @@ class SessionService:
             raise SessionNotFound("Session does not exist.")
         if record.status != ACTIVE or self._idle_too_long(record):
             raise SessionNotFound("Session does not exist or has expired.")
-        state = domain.replay(self.store.load(session_id))
+        state = self._state_at_least(session_id, record.version)
         if state is None or state.deleted:
             raise SessionNotFound("Session does not exist.")
         return state, record
+
+    def _state_at_least(self, session_id: str, version: int) -> SessionState | None:
+        """The session's state at ``version`` or later: from the snapshot cache, caught up
+        with the events since if another process wrote, else replayed from the start. (A
+        cached state newer than ``version`` was appended here after the index row was
+        read: it is the fold of committed events, so it stands.)"""
+        state = self.states.get(session_id)
+        if state is None:
+            state = domain.replay(self.store.load(session_id))
+        elif state.version < version:
+            for event in self.store.load(session_id, after_version=state.version):
+                state = domain.apply(state, event)
+        if state is not None:
+            self.states.put(state)
+        return state
 
     def _idle_too_long(self, record: SessionRecord) -> bool:
         return self.clock() - record.last_accessed > timedelta(seconds=self.settings.session_ttl)
@@ -474,6 +531,7 @@ class SessionService:
                 record = self._idempotency_record(session_id, idempotency, result)
                 try:
                     self.store.append(new_events, before.version, domain.summarize(after), record)
+                    self.states.put(after)
                 except VersionConflict:
                     log.info("version conflict on %s…, attempt %d", session_id[:8], attempt)
                     pause = min(MAX_RETRY_PAUSE, RETRY_PAUSE * 2 ** (attempt - 1))
@@ -528,6 +586,7 @@ class SessionService:
         state = domain.replay(new_events)
         assert state is not None
         self.store.append(new_events, 0, domain.summarize(state))
+        self.states.put(state)
         log.info("created session %s… on %s", session_id[:8], model_name)
         return self._view(state, now)
 

@@ -86,6 +86,9 @@ def test_append_and_load_round_trip(store) -> None:  # type: ignore[no-untyped-d
         "c1",
     )
     assert store.load(sid(1), up_to_version=2) == loaded[:2]
+    assert store.load(sid(1), after_version=1) == loaded[1:]
+    assert store.load(sid(1), after_version=1, up_to_version=2) == loaded[1:2]
+    assert store.load(sid(1), after_version=3) == []
     assert store.load(sid(99)) == [] and store.get_record(sid(99)) is None
 
 

@@ -21,12 +21,12 @@ def test_the_wheel_and_a_scored_append_agree_to_the_last_bit() -> None:
     for _ in range(20):
         logits = torch.randn(50257, generator=generator, dtype=torch.float32) * 4
         for temperature in (0.7, 1.0, 1.3):
-            wheel = distribution.build_distribution(logits, temperature, 0.001, 20, info)
+            prepared = distribution.prepare(logits, temperature)
+            wheel = distribution.build_distribution(prepared, 0.001, 20, info)
             shown = [*wheel.above_threshold_tokens, *wheel.other_category.sample_tokens]
+            again = distribution.prepare(logits, temperature)  # computed again, apart
             for token in shown:
-                scored = distribution.score_token(
-                    logits, token.token_id, temperature, 0.001, lambda i: f"t{i}"
-                )
+                scored = distribution.score_token(again, token.token_id, 0.001, lambda i: f"t{i}")
                 assert scored.probability == token.probability, token.token_id
                 assert scored.log_probability == token.log_probability, token.token_id
                 checked += 1

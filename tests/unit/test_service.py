@@ -236,3 +236,48 @@ def test_rebuild_index_from_events(service: SessionService) -> None:
         before.generated_count,
         before.model_name,
     )
+
+
+class CountingStore(InMemoryEventStore):
+    """Counts how many events each load returns: a replay reads the whole stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events_read = 0
+
+    def load(self, session_id, up_to_version=None, after_version=0):  # type: ignore[no-untyped-def]
+        events = super().load(session_id, up_to_version, after_version)
+        self.events_read += len(events)
+        return events
+
+
+def test_snapshots_read_only_new_events_and_catch_up_with_other_processes(
+    clock: Clock,
+) -> None:
+    """Two services on one store are two server processes. Each keeps the sessions it
+    served as snapshots: a request reads no events when nothing changed, only the new
+    ones when the other process wrote, and always sees the latest state."""
+    store = CountingStore()
+    settings = Settings(session_ttl=3600, retention=86400, scheduler_enabled=False)
+    here = SessionService(store, FakeModels(), settings, clock=clock, rng=random.Random(1))
+    there = SessionService(store, FakeModels(), settings, clock=clock, rng=random.Random(2))
+    sid = here.create_session().session_id
+    here.set_prompt(sid, "The cat")
+    for _ in range(4):
+        here.append_token(sid, AppendRequest(token_text=" sat"))
+    store.events_read = 0
+    for _ in range(10):
+        here.next_token_probs(sid)
+        here.get_session(sid)
+    assert store.events_read == 0  # all from the snapshot
+    there.undo(sid)  # the other process replays the stream once (6 events) and writes
+    there.append_token(sid, AppendRequest(token_text=" on"))
+    assert store.events_read == 6
+    store.events_read = 0
+    view = here.get_session(sid)
+    assert store.events_read == 2  # the Undone and the TokenAppended since version 6
+    assert view.current_text == "The cat sat sat sat on" and view.state.version == 8
+    assert view.state == d.replay(store.load(sid))
+    here.undo(sid)
+    assert there.get_session(sid).state == d.replay(store.load(sid))
+    assert there.get_session(sid).current_text == "The cat sat sat sat"

@@ -41,7 +41,7 @@ def check_class_code(class_code: str | None) -> None:
         raise InvalidCommand(f"class_code must be {CLASS_CODE_RULE}.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GeneratedToken:
     """A token in the current text, with the facts recorded when it was chosen."""
 

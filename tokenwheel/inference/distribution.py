@@ -45,18 +45,52 @@ def log_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logp.clamp_(min=LOG_PROBABILITY_FLOOR)
 
 
-def _token(
-    token_id: int, logp: torch.Tensor, probs: torch.Tensor, info_of: TokenInfoOf
-) -> TokenProbability:
-    """A wheel token. Its probability is read from ``probs`` (the vectorized exp), never
-    recomputed with ``math.exp``: the two differ in the last bit for some values, and an
-    append or a spin (``score_token``) must record the very number the wheel showed."""
+class Prepared:
+    """One distribution at one temperature, computed once and shared by the wheel, the
+    append that follows it, a spin and an Other sample (the registry caches these).
+
+    ``order`` is every token id from the most to the least likely, ties by id: the
+    wheel's token wedges are its first ``n_above(threshold)`` entries and the Other wedge
+    is the rest, in the same order, whatever the threshold. Every number any caller reads
+    comes from ``probs`` (the vectorized exp), never from ``math.exp``: the two differ in
+    the last bit for some values, and an append or a spin must record the very number
+    the wheel showed."""
+
+    def __init__(self, logits: torch.Tensor, temperature: float) -> None:
+        self.temperature = temperature
+        self.logp = log_probabilities(logits, temperature)
+        self.probs = self.logp.exp()
+        self._order: torch.Tensor | None = None
+
+    @property
+    def order(self) -> torch.Tensor:
+        if self._order is None:
+            self._order = torch.argsort(self.probs, descending=True, stable=True)
+        return self._order
+
+    @property
+    def nbytes(self) -> int:
+        return 3 * self.probs.numel() * 8  # logp, probs, order
+
+    @property
+    def vocabulary_size(self) -> int:
+        return int(self.probs.numel())
+
+    def n_above(self, threshold: float) -> int:
+        return int((self.probs >= threshold).sum())
+
+
+def prepare(logits: torch.Tensor, temperature: float) -> Prepared:
+    return Prepared(logits, temperature)
+
+
+def _token(token_id: int, prepared: Prepared, info_of: TokenInfoOf) -> TokenProbability:
     info = info_of(token_id)
     return TokenProbability(
         token_id=token_id,
         token_text=info.text,
-        probability=float(probs[token_id]),
-        log_probability=float(logp[token_id]),
+        probability=float(prepared.probs[token_id]),
+        log_probability=float(prepared.logp[token_id]),
         display_text=info.display_text,
         partial_utf8=info.partial_utf8,
         special=info.special,
@@ -64,121 +98,100 @@ def _token(
     )
 
 
-def _head_ids(probs: torch.Tensor, above_mask: torch.Tensor) -> torch.Tensor:
-    """The wheel's token wedges in order: most likely first, ties by id."""
-    above_ids = torch.nonzero(above_mask).flatten()
-    order = torch.argsort(probs[above_ids], descending=True, stable=True)
-    return above_ids[order]
-
-
 def build_distribution(
-    logits: torch.Tensor,
-    temperature: float,
-    threshold: float,
-    other_top_k: int,
-    info_of: TokenInfoOf,
+    prepared: Prepared, threshold: float, other_top_k: int, info_of: TokenInfoOf
 ) -> Distribution:
-    logp = log_probabilities(logits, temperature)
-    probs = logp.exp()
-    above_mask = probs >= threshold
-    above_ids = _head_ids(probs, above_mask)
-    tail_mask = ~above_mask
-    tail_count = int(tail_mask.sum())
-    tail_total = float(probs[tail_mask].sum())
-    samples: list[TokenProbability] = []
-    if other_top_k > 0 and tail_count > 0:
-        tail_logp = torch.where(tail_mask, logp, torch.full_like(logp, -torch.inf))
-        k = min(other_top_k, tail_count)
-        _, ids = torch.topk(tail_logp, k)
-        samples = [_token(int(i), logp, probs, info_of) for i in ids]
-    above = tuple(_token(int(i), logp, probs, info_of) for i in above_ids)
+    probs = prepared.probs
+    n_above = prepared.n_above(threshold)
+    order = prepared.order
+    vocabulary = prepared.vocabulary_size
+    tail_count = vocabulary - n_above
+    head_ids = order[:n_above].tolist()
+    tail_ids = order[n_above:]
+    samples = tail_ids[: min(other_top_k, tail_count)].tolist() if other_top_k > 0 else []
     return Distribution(
-        temperature=temperature,
+        temperature=prepared.temperature,
         threshold=threshold,
-        above_threshold_tokens=above,
+        above_threshold_tokens=tuple(_token(i, prepared, info_of) for i in head_ids),
         other_category=OtherCategory(
-            total_probability=tail_total, token_count=tail_count, sample_tokens=tuple(samples)
+            total_probability=float(probs[tail_ids].sum()),
+            token_count=tail_count,
+            sample_tokens=tuple(_token(i, prepared, info_of) for i in samples),
         ),
-        total_above_threshold_probability=float(probs[above_mask].sum()),
-        vocabulary_size=int(probs.numel()),
+        total_above_threshold_probability=float(probs[order[:n_above]].sum()),
+        vocabulary_size=vocabulary,
     )
 
 
 def score_token(
-    logits: torch.Tensor, token_id: int, temperature: float, threshold: float, text: TokenText
+    prepared: Prepared, token_id: int, threshold: float, text: TokenText
 ) -> ScoredToken:
     """Where ``token_id`` sits in the distribution at these settings."""
-    logp = log_probabilities(logits, temperature)
-    if not 0 <= token_id < logp.numel():
+    probs = prepared.probs
+    if not 0 <= token_id < probs.numel():
         raise InvalidTokenError(
-            f"token_id {token_id} is outside the vocabulary (0..{logp.numel() - 1})"
+            f"token_id {token_id} is outside the vocabulary (0..{probs.numel() - 1})"
         )
-    probs = logp.exp()
     p = probs[token_id]
     above = bool(p >= threshold)
-    tail_mask = probs < threshold
-    rank_in_other = None if above else int((probs[tail_mask] > p).sum()) + 1
+    rank = int((probs > p).sum()) + 1
+    n_above = prepared.n_above(threshold)
+    tail_ids = prepared.order[n_above:]
     return ScoredToken(
         token_id=token_id,
         token_text=text(token_id),
         probability=float(p),
-        log_probability=float(logp[token_id]),
+        log_probability=float(prepared.logp[token_id]),
         category="above_threshold" if above else "other",
-        rank=int((probs > p).sum()) + 1,
-        other_total_probability=float(probs[tail_mask].sum()),
-        other_token_count=int(tail_mask.sum()),
-        rank_in_other=rank_in_other,
+        rank=rank,
+        other_total_probability=float(probs[tail_ids].sum()),
+        other_token_count=probs.numel() - n_above,
+        rank_in_other=None if above else rank - n_above,
     )
 
 
-def other_token_for_draw(
-    logits: torch.Tensor, temperature: float, threshold: float, draw: float
-) -> int:
+def other_token_for_draw(prepared: Prepared, threshold: float, draw: float) -> int:
     """The Other-wedge token that a uniform ``draw`` in [0, 1) lands on.
 
     The tail is renormalized to sum to one and laid out from the most to the least
     likely token (ties by id), so a draw maps to a token by inverse CDF: the same draw
     always gives the same token, which makes seeded spins reproducible.
     """
-    return _tail_token(log_probabilities(logits, temperature).exp(), threshold, draw)
+    return _tail_token(prepared, prepared.n_above(threshold), draw)
 
 
-def _tail_token(probs: torch.Tensor, threshold: float, draw: float) -> int:
-    tail_mask = probs < threshold
-    tail_ids = torch.nonzero(tail_mask).flatten()
+def _tail_token(prepared: Prepared, n_above: int, draw: float) -> int:
+    tail_ids = prepared.order[n_above:]
     if tail_ids.numel() == 0:
         raise EmptyOtherError("The Other wedge is empty at this threshold.")
-    tail_probs = probs[tail_ids]
+    tail_probs = prepared.probs[tail_ids]
     total = float(tail_probs.sum())
     if total <= 0.0:
         raise EmptyOtherError("The Other wedge holds no probability at these settings.")
-    order = torch.argsort(tail_probs, descending=True, stable=True)
-    cumulative = torch.cumsum(tail_probs[order], dim=0) / total
+    cumulative = torch.cumsum(tail_probs, dim=0) / total
     index = int(
         torch.searchsorted(cumulative, torch.tensor([draw], dtype=torch.float64), right=True).item()
     )
-    index = min(index, order.numel() - 1)
+    index = min(index, tail_ids.numel() - 1)
     # never land on a zero-probability token at the very end of the tail
-    while index > 0 and float(tail_probs[order[index]]) == 0.0:
+    while index > 0 and float(tail_probs[index]) == 0.0:
         index -= 1
-    return int(tail_ids[order[index]])
+    return int(tail_ids[index])
 
 
-def land_on_wheel(
-    logits: torch.Tensor, temperature: float, threshold: float, draw: float
-) -> WheelLanding:
+def land_on_wheel(prepared: Prepared, threshold: float, draw: float) -> WheelLanding:
     """Where a spin's uniform ``draw`` stops the pointer, and the token it gives (see
     ``wheel``): a token wedge, or the Other wedge and then a token of its renormalized
     tail."""
-    probs = log_probabilities(logits, temperature).exp()
-    above_mask = probs >= threshold
-    head_ids = _head_ids(probs, above_mask)
-    other_total = float(probs[~above_mask].sum())
+    probs = prepared.probs
+    n_above = prepared.n_above(threshold)
+    head_ids = prepared.order[:n_above]
+    other_total = float(probs[prepared.order[n_above:]].sum())
     hit = wedge_for_draw(probs[head_ids].tolist(), other_total, draw)
     if hit.draw_in_other is None:
         token_id = int(head_ids[hit.index])
     else:
-        token_id = _tail_token(probs, threshold, hit.draw_in_other)
+        token_id = _tail_token(prepared, n_above, hit.draw_in_other)
     return WheelLanding(
         draw=draw,
         angle=360.0 * draw,

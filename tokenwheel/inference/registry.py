@@ -12,8 +12,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -35,32 +36,33 @@ from .types import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 AVAILABILITY_TTL = 60.0
 
 
-CacheKey = tuple[str, str, tuple[int, ...]]  # (model, dtype, token ids)
-
-
 class LogitsCache:
-    """Next-token logits by (model, token ids), least recently used out first, bounded
-    in bytes. Temperature, threshold and top-k are applied after the cache, so changing
-    them never costs a forward pass."""
+    """Next-token logits by (model, dtype, token ids), least recently used out first,
+    bounded in bytes. Temperature, threshold and top-k are applied after the cache, so
+    changing them never costs a forward pass. The registry keeps a second one for
+    prepared distributions (one per temperature), keyed by (model, dtype, ids, T)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[CacheKey, torch.Tensor] = OrderedDict()
+        self._entries: OrderedDict[Any, Any] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     @staticmethod
-    def _size(key: CacheKey, value: torch.Tensor) -> int:
-        return value.numel() * value.element_size() + 8 * len(key[2]) + 64
+    def _size(key: tuple[Any, ...], value: Any) -> int:
+        if isinstance(value, torch.Tensor):
+            nbytes = value.numel() * value.element_size()
+        else:
+            nbytes = value.nbytes
+        return int(nbytes) + 8 * len(key[2]) + 64
 
-    def get(self, key: CacheKey) -> torch.Tensor | None:
+    def get(self, key: Any) -> Any:
         with self._lock:
             value = self._entries.get(key)
             if value is None:
@@ -70,7 +72,7 @@ class LogitsCache:
             self.hits += 1
             return value
 
-    def put(self, key: CacheKey, value: torch.Tensor) -> None:
+    def put(self, key: Any, value: Any) -> None:
         size = self._size(key, value)
         if size > self.max_bytes or self.max_bytes <= 0:
             return
@@ -158,6 +160,8 @@ class ModelRegistry:
         self._default: tuple[str, str | None] | None = None
         self.dtype = check_dtype(options.dtype)
         self.cache = LogitsCache(0 if naive else options.logits_cache_bytes)
+        # the wheel, the append after it and a spin share one softmax and one sort
+        self.prepared_cache = LogitsCache(0 if naive else options.logits_cache_bytes // 2)
         self.forward_passes = 0
         self.load_count: dict[str, int] = {}
         self.load_seconds: dict[str, float] = {}
@@ -318,6 +322,7 @@ class ModelRegistry:
         model = self._models.pop(model_id, None)
         if model is not None:
             self.cache.drop_model(model_id)
+            self.prepared_cache.drop_model(model_id)
             self.engine.drop_model(model_id)
             log.info("unloaded %s (memory budget)", model_id)
 
@@ -369,6 +374,21 @@ class ModelRegistry:
     def max_context(self, model_id: str) -> int:
         return self.get(model_id).max_context
 
+    def prepared(self, model_id: str, ids: Sequence[int], temperature: float) -> dist.Prepared:
+        """The distribution after ``ids`` at ``temperature``: softmax and sort done once,
+        shared by the wheel, the append that follows and a spin. Computed with one torch
+        thread: request threads run many at once, and their float64 vector work gains
+        nothing from a second thread that the model thread needs."""
+        key = (model_id, self.options.dtype, tuple(ids), temperature)
+        prepared = self.prepared_cache.get(key)
+        if prepared is None:
+            logits = self.logits(model_id, key[2])
+            with _one_torch_thread():
+                prepared = dist.prepare(logits, temperature)
+                prepared.order  # noqa: B018 - sorted now, outside any lock
+            self.prepared_cache.put(key, prepared)
+        return prepared  # type: ignore[no-any-return]
+
     def distribution(
         self,
         model_id: str,
@@ -378,25 +398,44 @@ class ModelRegistry:
         other_top_k: int,
     ) -> Distribution:
         model = self.get(model_id)
-        return dist.build_distribution(
-            self.logits(model_id, ids), temperature, threshold, other_top_k, model.token_info
-        )
+        prepared = self.prepared(model_id, ids, temperature)
+        with _one_torch_thread():
+            return dist.build_distribution(prepared, threshold, other_top_k, model.token_info)
 
     def score(
         self, model_id: str, ids: Sequence[int], token_id: int, temperature: float, threshold: float
     ) -> ScoredToken:
         model = self.get(model_id)
         model.check_token_id(token_id)
-        return dist.score_token(
-            self.logits(model_id, ids), token_id, temperature, threshold, model.token_text
-        )
+        prepared = self.prepared(model_id, ids, temperature)
+        with _one_torch_thread():
+            return dist.score_token(prepared, token_id, threshold, model.token_text)
 
     def other_token(
         self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
     ) -> int:
-        return dist.other_token_for_draw(self.logits(model_id, ids), temperature, threshold, draw)
+        prepared = self.prepared(model_id, ids, temperature)
+        with _one_torch_thread():
+            return dist.other_token_for_draw(prepared, threshold, draw)
 
     def land_on_wheel(
         self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
     ) -> WheelLanding:
-        return dist.land_on_wheel(self.logits(model_id, ids), temperature, threshold, draw)
+        prepared = self.prepared(model_id, ids, temperature)
+        with _one_torch_thread():
+            return dist.land_on_wheel(prepared, threshold, draw)
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """torch's intra-op threads are per calling thread: a request thread that uses two
+    competes with the model thread's two on a 2-core machine."""
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

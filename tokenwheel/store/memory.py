@@ -65,12 +65,16 @@ class InMemoryEventStore:
                 summary, new_events[-1].occurred_at, previous
             )
 
-    def load(self, session_id: str, up_to_version: int | None = None) -> list[Event]:
+    def load(
+        self, session_id: str, up_to_version: int | None = None, after_version: int = 0
+    ) -> list[Event]:
         with self._lock:
             stream = list(self._streams.get(session_id, []))
-        if up_to_version is not None:
-            stream = [e for e in stream if e.version <= up_to_version]
-        return stream
+        return [
+            e
+            for e in stream
+            if e.version > after_version and (up_to_version is None or e.version <= up_to_version)
+        ]
 
     def get_record(self, session_id: str) -> SessionRecord | None:
         with self._lock:

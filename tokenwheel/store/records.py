@@ -154,7 +154,11 @@ class EventStore(Protocol):
         update the session index and store ``idempotency`` (if given) in the same
         transaction. Raises VersionConflict, also when the key is already stored."""
 
-    def load(self, session_id: str, up_to_version: int | None = None) -> list[Event]: ...
+    def load(
+        self, session_id: str, up_to_version: int | None = None, after_version: int = 0
+    ) -> list[Event]:
+        """The stream's events with ``after_version < version <= up_to_version``, in order
+        (a caller holding the state at ``after_version`` reads only what came since)."""
 
     def get_record(self, session_id: str) -> SessionRecord | None: ...
 

@@ -158,8 +158,12 @@ class SqlEventStore:
 
     # ------------------------------------------------------------ reads
 
-    def load(self, session_id: str, up_to_version: int | None = None) -> list[Event]:
+    def load(
+        self, session_id: str, up_to_version: int | None = None, after_version: int = 0
+    ) -> list[Event]:
         query = sa.select(events).where(events.c.session_id == session_id)
+        if after_version:
+            query = query.where(events.c.version > after_version)
         if up_to_version is not None:
             query = query.where(events.c.version <= up_to_version)
         with self.engine.connect() as conn:
