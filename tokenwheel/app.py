@@ -48,6 +48,7 @@ def inference_options(settings: Settings) -> InferenceOptions:
         logits_cache_bytes=settings.logits_cache_bytes,
         max_batch=settings.max_batch,
         max_queue=settings.model_queue,
+        inference_process=settings.inference == "process",
     )
 
 

@@ -257,9 +257,20 @@ class ClassroomResult:
         }
 
 
-def classroom(port: int, students: int, seconds: float, seed: int = 0) -> ClassroomResult:
+def classroom(
+    port: int,
+    students: int,
+    seconds: float,
+    seed: int = 0,
+    think: tuple[float, float] | None = None,
+) -> ClassroomResult:
     """Each student creates a session, sets a shared (half of them) or own prompt, then
-    loops next-token-probs -> append (about 1 in 5 on Other) -> sometimes undo."""
+    loops next-token-probs -> append (about 1 in 5 on Other) -> sometimes undo.
+
+    ``think=None`` is a saturation test: every student clicks again the moment an answer
+    arrives. ``think=(lo, hi)`` is a class at work: each student looks at the wheel for a
+    uniform ``lo`` to ``hi`` seconds before choosing (our page's spin alone animates for
+    3.6 s)."""
     result = ClassroomResult()
     lock = threading.Lock()
     stop_at = [0.0]
@@ -291,6 +302,10 @@ def classroom(port: int, students: int, seconds: float, seed: int = 0) -> Classr
             status, dist = timed("next-token-probs", "GET", f"{url}/next-token-probs")
             if status != 200:
                 continue
+            if think is not None:
+                time.sleep(rng.uniform(*think))
+                if time.monotonic() >= stop_at[0]:
+                    break
             if rng.random() < 0.2:
                 body: dict[str, Any] = {"category": "other"}
             else:
@@ -330,8 +345,17 @@ def memory_phase(port: int, sessions: int, tokens: int) -> None:
 # ------------------------------------------------------------------ report
 
 
+SCENARIOS = ("saturated", "paced")
+
+
 def run(
-    model_id: str, students: int, seconds: float, repeats: int, out_dir: Path, cache_dir: str
+    model_id: str,
+    students: int,
+    seconds: float,
+    repeats: int,
+    out_dir: Path,
+    cache_dir: str,
+    think: tuple[float, float] | None = (1.0, 3.0),
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
         "model": model_id,
@@ -342,40 +366,55 @@ def run(
             "processor": platform.processor(),
         },
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "students": students,
+        "seconds": seconds,
+        "think_s": list(think) if think else None,
     }
     print(f"[1/3] step latency in-process ({model_id}, {repeats} repeats)...", flush=True)
     report["in_process"] = step_latencies(model_id, cache_dir, repeats)
     report["classroom"] = {}
     for engine in ("naive", "fast"):
-        print(
-            f"[2/3] classroom over HTTP, {students} students, {seconds:g} s, {engine}...",
-            flush=True,
-        )
         server = Server(engine, model_id, cache_dir)
         try:
             server.wait_ready(model_id)
-            summary = classroom(server.port, students, seconds).summary()
-            summary.update(server.rss_mb())
+            result: dict[str, Any] = {}
+            for scenario in SCENARIOS:
+                pause = think if scenario == "paced" else None
+                if scenario == "paced" and pause is None:
+                    continue
+                pace = f"think {pause[0]:g}-{pause[1]:g} s" if pause else "no pause"
+                print(
+                    f"[2/3] classroom over HTTP ({engine}, {scenario}): {students} students, "
+                    f"{seconds:g} s, {pace}...",
+                    flush=True,
+                )
+                result[scenario] = classroom(server.port, students, seconds, think=pause).summary()
+            result.update(server.rss_mb())
             if engine == "fast":
                 print("[3/3] memory: 30 sessions of 300 tokens...", flush=True)
                 try:
                     memory_phase(server.port, 30, 300)
-                    summary["after_30x300"] = server.rss_mb()
+                    result["after_30x300"] = server.rss_mb()
                 except (RuntimeError, OSError) as exc:
-                    summary["after_30x300"] = {"error": str(exc), "rss_mb": -1, "peak_rss_mb": -1}
-            report["classroom"][engine] = summary
+                    result["after_30x300"] = {"error": str(exc), "rss_mb": -1, "peak_rss_mb": -1}
+            report["classroom"][engine] = result
         finally:
             server.stop()
     naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
     report["ratios"] = {
-        "throughput": round(fast["steps_per_s"] / max(naive["steps_per_s"], 1e-9), 1),
-        "p95_next_token_probs": round(
-            naive["requests"]["next-token-probs"]["p95_ms"]
-            / max(fast["requests"]["next-token-probs"]["p95_ms"], 1e-9),
-            1,
-        ),
         "steps": [round(r["naive_ms"] / r["ours_ms"], 1) for r in report["in_process"]["steps"]],
     }
+    for scenario in SCENARIOS:
+        if scenario in fast:
+            a, b = naive[scenario], fast[scenario]
+            report["ratios"][scenario] = {
+                "throughput": round(b["steps_per_s"] / max(a["steps_per_s"], 1e-9), 1),
+                "p95_next_token_probs": round(
+                    a["requests"]["next-token-probs"]["p95_ms"]
+                    / max(b["requests"]["next-token-probs"]["p95_ms"], 1e-9),
+                    1,
+                ),
+            }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     _chart(report, out_dir / "latest.png")
@@ -402,30 +441,40 @@ def format_table(report: dict[str, Any]) -> str:
         f"vs naive {ip['cache_hit_naive_ms']:.1f} ms "
         f"({ip['cache_hit_naive_ms'] / max(ip['cache_hit_ms'], 1e-9):.0f}x)",
         f"step at 512 / step at 8 (ours): {ip['step_512_over_8']}x",
-        "",
     ]
     naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
-    lines.append("classroom over HTTP")
-    lines.append(f"{'':>24} {'naive':>10} {'ours':>10} {'ratio':>7}")
-    lines.append(
-        f"{'steps/s':>24} {naive['steps_per_s']:>10.2f} {fast['steps_per_s']:>10.2f} "
-        f"{report['ratios']['throughput']:>6.1f}x"
-    )
-    for kind in ("next-token-probs", "append-token", "undo"):
-        for q in ("p50_ms", "p95_ms"):
-            a = naive["requests"].get(kind, {}).get(q)
-            b = fast["requests"].get(kind, {}).get(q)
-            if a is None or b is None:
-                continue
-            lines.append(
-                f"{kind + ' ' + q[:3]:>24} {a:>10.1f} {b:>10.1f} {a / max(b, 1e-9):>6.1f}x"
-            )
-    lines.append(f"{'errors':>24} {str(naive['errors']):>10} {str(fast['errors']):>10}")
-    lines.append(f"{'peak RSS MB':>24} {naive['peak_rss_mb']:>10} {fast['peak_rss_mb']:>10}")
-    lines.append(
+    for scenario in SCENARIOS:
+        if scenario not in fast:
+            continue
+        a, b = naive[scenario], fast[scenario]
+        think = report.get("think_s") or [0, 0]
+        pace = (
+            f"each student thinks {think[0]:g}-{think[1]:g} s"
+            if scenario == "paced"
+            else "every student clicks again at once"
+        )
+        lines += ["", f"classroom over HTTP, {report['students']} students, {scenario}: {pace}"]
+        lines.append(f"{'':>24} {'naive':>10} {'ours':>10} {'ratio':>7}")
+        lines.append(
+            f"{'steps/s':>24} {a['steps_per_s']:>10.2f} {b['steps_per_s']:>10.2f} "
+            f"{report['ratios'][scenario]['throughput']:>6.1f}x"
+        )
+        for kind in ("next-token-probs", "append-token", "undo"):
+            for q in ("p50_ms", "p95_ms"):
+                x = a["requests"].get(kind, {}).get(q)
+                y = b["requests"].get(kind, {}).get(q)
+                if x is None or y is None:
+                    continue
+                lines.append(
+                    f"{kind + ' ' + q[:3]:>24} {x:>10.1f} {y:>10.1f} {x / max(y, 1e-9):>6.1f}x"
+                )
+        lines.append(f"{'errors':>24} {str(a['errors']):>10} {str(b['errors']):>10}")
+    lines += [
+        "",
+        f"peak RSS MB: naive {naive['peak_rss_mb']}, ours {fast['peak_rss_mb']}",
         f"server RSS after 30 sessions x 300 tokens (ours): "
-        f"{fast['after_30x300']['rss_mb']} MB (peak {fast['after_30x300']['peak_rss_mb']} MB)"
-    )
+        f"{fast['after_30x300']['rss_mb']} MB (peak {fast['after_30x300']['peak_rss_mb']} MB)",
+    ]
     return "\n".join(lines)
 
 
@@ -448,20 +497,28 @@ def _chart(report: dict[str, Any], path: Path) -> None:
     left.set_title("Step latency")
     left.legend()
     naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
-    kinds = ["next-token-probs", "append-token"]
-    width = 0.35
+    bars = [
+        (f"{kind}\n{scenario}", scenario, kind)
+        for scenario in SCENARIOS
+        if scenario in fast
+        for kind in ("next-token-probs", "append-token")
+    ]
+    width = 0.38
     for offset, (label, data) in enumerate((("naive", naive), ("ours", fast))):
         right.bar(
-            [i + offset * width for i in range(len(kinds))],
-            [data["requests"].get(k, {}).get("p95_ms", 0) for k in kinds],
+            [i + offset * width for i in range(len(bars))],
+            [data[s]["requests"].get(k, {}).get("p95_ms", 0) for _, s, k in bars],
             width,
-            label=f"{label}: {data['steps_per_s']:.1f} steps/s",
+            label=label
+            + ": "
+            + ", ".join(f"{data[s]['steps_per_s']:.1f}" for s in SCENARIOS if s in fast)
+            + " steps/s",
         )
-    right.set_xticks([i + width / 2 for i in range(len(kinds))], kinds)
+    right.set_xticks([i + width / 2 for i in range(len(bars))], [b[0] for b in bars], fontsize=7)
     right.set_ylabel("p95 latency (ms)")
     right.set_yscale("log")
-    right.set_title(f"Classroom over HTTP ({report['model']})")
-    right.legend()
+    right.set_title(f"Classroom over HTTP ({report['model']}, {report['students']} students)")
+    right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -187,8 +187,22 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         args.repeats,
         Path(args.output),
         str(settings.cache_dir),
+        think=args.think,
     )
     return 0
+
+
+def _think(text: str) -> tuple[float, float] | None:
+    """``1-3`` (seconds a student looks at the wheel before choosing) or ``0`` (skip)."""
+    if text.strip() in {"0", "none", "off"}:
+        return None
+    try:
+        low, high = (float(part) for part in text.split("-", 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW-HIGH seconds, e.g. 1-3") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 <= LOW <= HIGH")
+    return low, high
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=30.0)
     bench.add_argument("--repeats", type=int, default=7)
     bench.add_argument("--output", default="bench/results")
+    bench.add_argument(
+        "--think",
+        type=_think,
+        default=(1.0, 3.0),
+        help="seconds each student looks at the wheel in the paced classroom (0: skip it)",
+    )
     bench.set_defaults(func=cmd_bench)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("purge", help="expire idle sessions and purge old ones now").set_defaults(

@@ -69,6 +69,7 @@ DEFAULT_OTHER_TOP_K = 10
 # Any temperature above zero works (the distribution subtracts the largest logit before
 # dividing); above 10 every wheel is flat and nothing more is learned.
 MAX_TEMPERATURE = 10.0
+TOUCH_RESOLUTION = timedelta(seconds=1)
 
 
 class LanguageModels(Protocol):
@@ -466,19 +467,24 @@ class SessionService:
             token_infos=infos,
         )
 
-    def _touch(self, state: SessionState) -> datetime:
+    def _touch(self, record: SessionRecord) -> datetime:
+        """A read moves ``last_accessed``. The index row is written only when it is a
+        second or more behind (TOUCH_RESOLUTION): a class's rapid reads then cost no write
+        transaction each (on SQLite every write takes the database's one write lock), and
+        idle expiry stays exact to the second. The answer always carries this moment."""
         now = self.clock()
-        self.store.touch(state.session_id, now)
+        if now - record.last_accessed >= TOUCH_RESOLUTION:
+            self.store.touch(record.session_id, now)
         return now
 
     def get_session(self, session_id: str) -> SessionView:
-        state, _ = self._load(session_id)
-        return self._view(state, self._touch(state))
+        state, record = self._load(session_id)
+        return self._view(state, self._touch(record))
 
     def statistics(self, session_id: str) -> SessionStatistics:
         """The student's own session only; the same numbers a teacher sees."""
-        state, _ = self._load(session_id)
-        self._touch(state)
+        state, record = self._load(session_id)
+        self._touch(record)
         return session_statistics(self.store.load(state.session_id, state.version))
 
     # ------------------------------------------------------------ writing
@@ -639,14 +645,14 @@ class SessionService:
         other_top_k: int = DEFAULT_OTHER_TOP_K,
     ) -> DistributionResult:
         check_sampling(threshold, temperature, other_top_k)
-        state, _ = self._load(session_id)
+        state, record = self._load(session_id)
         domain.require_prompt(state)
         self._check_context(state)
         distribution = self.models.distribution(
             state.model_name, state.token_ids, temperature, threshold, other_top_k
         )
         return DistributionResult(
-            view=self._view(state, self._touch(state)), distribution=distribution
+            view=self._view(state, self._touch(record)), distribution=distribution
         )
 
     def _draw(self, state: SessionState, seed: int | None = None) -> float:
@@ -817,7 +823,7 @@ class SessionService:
             try:
                 return domain.undo(state, self.clock())
             except NothingToUndo as exc:
-                self._touch(state)
+                self.store.touch(state.session_id, self.clock())  # a refused undo is a read
                 raise NothingToUndo(exc.message, self._text(state)) from None
 
         def build(before: SessionState, after: SessionState) -> UndoResult:

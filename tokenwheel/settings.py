@@ -153,9 +153,12 @@ class Settings:
     model_memory_budget: int | None = None
     extra_models: tuple[dict[str, object], ...] = ()
     engine: str = "fast"
+    # "process": forward passes in a child process of each server process (no GIL shared
+    # with the request threads); "thread": in the server's own process
+    inference: str = "process"
     kv_cache_bytes: int = 1 << 30
     logits_cache_bytes: int = 128 << 20
-    max_batch: int = 16
+    max_batch: int = 32
     model_queue: int = 256
     log_level: str = "INFO"
     # None: the teacher API answers 403. Never printed (repr=False).
@@ -248,6 +251,10 @@ class Settings:
             if value not in ("fast", "naive"):
                 raise SettingsError(f"TOKENWHEEL_ENGINE={value!r}: expected fast or naive")
             kwargs["engine"] = value
+        if (value := get("INFERENCE")) is not None:
+            if value not in ("process", "thread"):
+                raise SettingsError(f"TOKENWHEEL_INFERENCE={value!r}: expected process or thread")
+            kwargs["inference"] = value
         for key, attr in (("KV_CACHE", "kv_cache_bytes"), ("LOGITS_CACHE", "logits_cache_bytes")):
             if (value := get(key)) is not None:
                 kwargs[attr] = parse_bytes(f"TOKENWHEEL_{key}", value)

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import BUNDLED, GEMMA
 from tokenwheel.inference.catalog import ModelSpec
-from tokenwheel.inference.engine import InferenceEngine, PrefixCache
+from tokenwheel.inference.engine import InferenceEngine, KVEntry, PrefixCache
 from tokenwheel.inference.registry import ModelRegistry
 from tokenwheel.inference.types import OverloadedError
 
@@ -90,6 +90,62 @@ def test_batched_steps_of_different_lengths(model) -> None:  # type: ignore[no-u
         engine.shutdown()
 
 
+def test_spread_contexts_share_one_padded_pass(model) -> None:  # type: ignore[no-untyped-def]
+    """A class writes at different speeds: contexts from 20 to 100 tokens take one
+    batched pass (padded), and every row still equals its full recompute."""
+    engine = InferenceEngine(threads=2, batch_wait=0.05, max_batch=32)
+    rng = random.Random(3)
+    words = [
+        "the",
+        "a",
+        "cat",
+        "dog",
+        "sat",
+        "ran",
+        "on",
+        "under",
+        "moon",
+        "sun",
+        "river",
+        "tree",
+        "red",
+        "big",
+        "small",
+    ]
+    sequences = []
+    for n in (20, 24, 37, 52, 66, 80, 95, 100):
+        text = " ".join(rng.choice(words) for _ in range(n))
+        sequences.append(model.encode_prompt(text)[:n])
+    try:
+        for ids in sequences:
+            engine.logits(model, ids)
+        steps = [ids + [300 + i] for i, ids in enumerate(sequences)]
+        results: dict[int, torch.Tensor] = {}
+        barrier = threading.Barrier(len(steps))
+
+        def ask(i: int) -> None:
+            barrier.wait()
+            results[i] = engine.logits(model, steps[i])
+
+        passes = engine.stats.forward_passes
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(steps))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert engine.stats.forward_passes - passes == 1  # one padded pass for all eight
+        for i, ids in enumerate(steps):
+            assert max_dp(results[i], model.logits(ids)) <= TOLERANCE, len(ids)
+        # and each row's entry grew in place: the next step is one token again
+        again = [ids + [400] for ids in steps]
+        before = engine.stats.prefill_tokens
+        for ids in again:
+            assert max_dp(engine.logits(model, ids), model.logits(ids)) <= TOLERANCE
+        assert engine.stats.prefill_tokens - before == len(again)  # one token each
+    finally:
+        engine.shutdown()
+
+
 def test_students_sharing_a_prompt_share_its_prefill(registry: ModelRegistry) -> None:
     model = registry.get(BUNDLED)
     engine = InferenceEngine(threads=2)
@@ -125,18 +181,20 @@ def test_gemma_past_the_sliding_window_recomputes_correctly(
 
 
 def test_prefix_cache_is_bounded_and_keeps_one_entry_per_branch() -> None:
-    def layers(n: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-        return ((torch.zeros(1, n, 4), torch.zeros(1, n, 4)),)
+    def entry(ids: tuple[int, ...], room: int = 10) -> KVEntry:
+        return KVEntry(ids, torch.zeros(1, 2, 1, room, 4))  # 16 bytes a position
 
-    cache = PrefixCache(max_bytes=2 * 10 * 16 * 2)  # room for two 10-token entries
-    cache.put((1, 2, 3), layers(3))
-    cache.put((1, 2, 3, 4), layers(4))
+    cache = PrefixCache(max_bytes=2 * 10 * 16 * 2)  # room for two 10-position entries
+    cache.put(entry((1, 2, 3)))
+    cache.put(entry((1, 2, 3, 4)))
     assert list(cache.entries) == [(1, 2, 3, 4)]  # the extension replaces its prefix
-    entry, n = cache.longest((1, 2, 9))
-    assert entry is not None and n == 2
-    cache.put(tuple(range(10)), layers(10))
-    cache.put(tuple(range(50, 60)), layers(10))
-    assert cache.bytes <= cache.max_bytes and (1, 2, 3, 4) not in cache.entries
+    found, n = cache.longest((1, 2, 9))
+    assert found is not None and n == 2
+    cache.extend(found, (1, 2, 3, 4, 5))  # grown in place: one entry, new key
+    assert list(cache.entries) == [(1, 2, 3, 4, 5)] and cache.bytes == found.nbytes
+    cache.put(entry(tuple(range(10))))
+    cache.put(entry(tuple(range(50, 60))))
+    assert cache.bytes <= cache.max_bytes and (1, 2, 3, 4, 5) not in cache.entries
 
 
 class SlowModel:

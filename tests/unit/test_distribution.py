@@ -31,3 +31,23 @@ def test_the_wheel_and_a_scored_append_agree_to_the_last_bit() -> None:
                 assert scored.log_probability == token.log_probability, token.token_id
                 checked += 1
     assert checked > 1000
+
+
+def test_wedges_and_the_other_list_are_slices_of_one_order_even_with_ties() -> None:
+    """The wheel finds its wedges and its Other list without sorting the vocabulary; a
+    draw in the Other wedge walks the full sort. Both must put the same tokens in the same
+    places, ties (which rounded logits make common) broken by id."""
+    generator = torch.Generator().manual_seed(11)
+    for _ in range(30):
+        logits = torch.round(torch.randn(3000, generator=generator) * 2) / 2  # many ties
+        prepared = distribution.prepare(logits, 1.0)
+        order = prepared.order.tolist()
+        for threshold in (0.0, 0.001, 0.01, 0.05, 0.2, 1.0):
+            above = prepared.above(threshold)
+            n = int(above.sum())
+            assert prepared.head_ids(above).tolist() == order[:n]
+            for k in (0, 1, 10, 100):
+                assert prepared.top_of_tail(above, k).tolist() == order[n : n + k]
+            wheel = distribution.build_distribution(prepared, threshold, 10, info)
+            assert [t.token_id for t in wheel.above_threshold_tokens] == order[:n]
+            assert [t.token_id for t in wheel.other_category.sample_tokens] == order[n : n + 10]

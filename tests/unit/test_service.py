@@ -281,3 +281,31 @@ def test_snapshots_read_only_new_events_and_catch_up_with_other_processes(
     here.undo(sid)
     assert there.get_session(sid).state == d.replay(store.load(sid))
     assert there.get_session(sid).current_text == "The cat sat sat sat"
+
+
+class TouchCountingStore(InMemoryEventStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.touches = 0
+
+    def touch(self, session_id, now):  # type: ignore[no-untyped-def]
+        self.touches += 1
+        super().touch(session_id, now)
+
+
+def test_rapid_reads_write_the_index_once_a_second(clock: Clock) -> None:
+    """Every read answers with its own moment; the index row follows to the second, so a
+    class's rapid reads do not each take the database's write lock."""
+    store = TouchCountingStore()
+    settings = Settings(session_ttl=3600, retention=86400, scheduler_enabled=False)
+    service = SessionService(store, FakeModels(), settings, clock=clock)
+    sid = service.create_session().session_id
+    service.set_prompt(sid, "The cat")
+    answers = []
+    for _ in range(10):
+        clock.advance(0.25)
+        answers.append(service.next_token_probs(sid).view.last_accessed)
+    assert answers == sorted(answers) and len(set(answers)) == 10
+    assert store.touches == 2  # at +1.0 s and +2.0 s after the prompt was set
+    record = store.get_record(sid)
+    assert clock.now - record.last_accessed < timedelta(seconds=1)

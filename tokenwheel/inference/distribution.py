@@ -49,12 +49,14 @@ class Prepared:
     """One distribution at one temperature, computed once and shared by the wheel, the
     append that follows it, a spin and an Other sample (the registry caches these).
 
-    ``order`` is every token id from the most to the least likely, ties by id: the
-    wheel's token wedges are its first ``n_above(threshold)`` entries and the Other wedge
-    is the rest, in the same order, whatever the threshold. Every number any caller reads
-    comes from ``probs`` (the vectorized exp), never from ``math.exp``: the two differ in
-    the last bit for some values, and an append or a spin must record the very number
-    the wheel showed."""
+    Token wedges are the tokens with probability >= threshold, most likely first, ties by
+    id; the Other wedge is every other token. ``order`` (all ids from the most to the
+    least likely, ties by id) is the tail a draw walks; it costs a full sort (3 ms for
+    49,152 tokens), so it is made only when a draw lands in the Other wedge. Every number
+    a caller reads comes from ``probs`` (the vectorized exp), never from ``math.exp``:
+    the two differ in the last bit for some values, and an append or a spin must record
+    the very number the wheel showed. Sums are over a mask, in id order, so the wheel,
+    an append and a spin add the same numbers in the same order."""
 
     def __init__(self, logits: torch.Tensor, temperature: float) -> None:
         self.temperature = temperature
@@ -70,14 +72,34 @@ class Prepared:
 
     @property
     def nbytes(self) -> int:
-        return 3 * self.probs.numel() * 8  # logp, probs, order
+        return 3 * self.probs.numel() * 8  # logp, probs and (once made) order
 
     @property
     def vocabulary_size(self) -> int:
         return int(self.probs.numel())
 
-    def n_above(self, threshold: float) -> int:
-        return int((self.probs >= threshold).sum())
+    def above(self, threshold: float) -> torch.Tensor:
+        return self.probs >= threshold
+
+    def head_ids(self, above: torch.Tensor) -> torch.Tensor:
+        """The token wedges' ids, most likely first, ties by id: the first entries of
+        ``order``, found without sorting the whole vocabulary."""
+        ids = torch.nonzero(above).flatten()
+        return ids[torch.argsort(self.probs[ids], descending=True, stable=True)]
+
+    def top_of_tail(self, above: torch.Tensor, k: int) -> torch.Tensor:
+        """The ``k`` most likely tokens of the Other wedge, ties by id (as in ``order``)."""
+        tail = torch.where(above, torch.full_like(self.probs, -1.0), self.probs)
+        k = min(k, int((~above).sum()))
+        if k <= 0:
+            return tail.new_empty(0, dtype=torch.long)
+        kth = torch.topk(tail, k).values[-1]
+        ids = torch.nonzero(tail >= kth).flatten()  # every tie of the k-th, then by id
+        ids = ids[torch.argsort(self.probs[ids], descending=True, stable=True)]
+        return ids[:k]
+
+    def other_total(self, above: torch.Tensor) -> float:
+        return float(self.probs[~above].sum())
 
 
 def prepare(logits: torch.Tensor, temperature: float) -> Prepared:
@@ -101,24 +123,20 @@ def _token(token_id: int, prepared: Prepared, info_of: TokenInfoOf) -> TokenProb
 def build_distribution(
     prepared: Prepared, threshold: float, other_top_k: int, info_of: TokenInfoOf
 ) -> Distribution:
-    probs = prepared.probs
-    n_above = prepared.n_above(threshold)
-    order = prepared.order
+    above = prepared.above(threshold)
+    head = prepared.head_ids(above).tolist()
+    samples = prepared.top_of_tail(above, other_top_k).tolist() if other_top_k > 0 else []
     vocabulary = prepared.vocabulary_size
-    tail_count = vocabulary - n_above
-    head_ids = order[:n_above].tolist()
-    tail_ids = order[n_above:]
-    samples = tail_ids[: min(other_top_k, tail_count)].tolist() if other_top_k > 0 else []
     return Distribution(
         temperature=prepared.temperature,
         threshold=threshold,
-        above_threshold_tokens=tuple(_token(i, prepared, info_of) for i in head_ids),
+        above_threshold_tokens=tuple(_token(i, prepared, info_of) for i in head),
         other_category=OtherCategory(
-            total_probability=float(probs[tail_ids].sum()),
-            token_count=tail_count,
+            total_probability=prepared.other_total(above),
+            token_count=vocabulary - len(head),
             sample_tokens=tuple(_token(i, prepared, info_of) for i in samples),
         ),
-        total_above_threshold_probability=float(probs[order[:n_above]].sum()),
+        total_above_threshold_probability=float(prepared.probs[above].sum()),
         vocabulary_size=vocabulary,
     )
 
@@ -132,21 +150,21 @@ def score_token(
         raise InvalidTokenError(
             f"token_id {token_id} is outside the vocabulary (0..{probs.numel() - 1})"
         )
+    above = prepared.above(threshold)
     p = probs[token_id]
-    above = bool(p >= threshold)
+    in_head = bool(above[token_id])
     rank = int((probs > p).sum()) + 1
-    n_above = prepared.n_above(threshold)
-    tail_ids = prepared.order[n_above:]
+    n_above = int(above.sum())
     return ScoredToken(
         token_id=token_id,
         token_text=text(token_id),
         probability=float(p),
         log_probability=float(prepared.logp[token_id]),
-        category="above_threshold" if above else "other",
+        category="above_threshold" if in_head else "other",
         rank=rank,
-        other_total_probability=float(probs[tail_ids].sum()),
+        other_total_probability=prepared.other_total(above),
         other_token_count=probs.numel() - n_above,
-        rank_in_other=None if above else rank - n_above,
+        rank_in_other=None if in_head else rank - n_above,
     )
 
 
@@ -157,13 +175,13 @@ def other_token_for_draw(prepared: Prepared, threshold: float, draw: float) -> i
     likely token (ties by id), so a draw maps to a token by inverse CDF: the same draw
     always gives the same token, which makes seeded spins reproducible.
     """
-    return _tail_token(prepared, prepared.n_above(threshold), draw)
+    return _tail_token(prepared, int(prepared.above(threshold).sum()), draw)
 
 
 def _tail_token(prepared: Prepared, n_above: int, draw: float) -> int:
-    tail_ids = prepared.order[n_above:]
-    if tail_ids.numel() == 0:
+    if n_above == prepared.vocabulary_size:
         raise EmptyOtherError("The Other wedge is empty at this threshold.")
+    tail_ids = prepared.order[n_above:]
     tail_probs = prepared.probs[tail_ids]
     total = float(tail_probs.sum())
     if total <= 0.0:
@@ -183,15 +201,13 @@ def land_on_wheel(prepared: Prepared, threshold: float, draw: float) -> WheelLan
     """Where a spin's uniform ``draw`` stops the pointer, and the token it gives (see
     ``wheel``): a token wedge, or the Other wedge and then a token of its renormalized
     tail."""
-    probs = prepared.probs
-    n_above = prepared.n_above(threshold)
-    head_ids = prepared.order[:n_above]
-    other_total = float(probs[prepared.order[n_above:]].sum())
-    hit = wedge_for_draw(probs[head_ids].tolist(), other_total, draw)
+    above = prepared.above(threshold)
+    head_ids = prepared.head_ids(above)
+    hit = wedge_for_draw(prepared.probs[head_ids].tolist(), prepared.other_total(above), draw)
     if hit.draw_in_other is None:
         token_id = int(head_ids[hit.index])
     else:
-        token_id = _tail_token(prepared, n_above, hit.draw_in_other)
+        token_id = _tail_token(prepared, int(head_ids.numel()), hit.draw_in_other)
     return WheelLanding(
         draw=draw,
         angle=360.0 * draw,

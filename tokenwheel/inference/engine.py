@@ -23,6 +23,7 @@ max |dp| <= 1e-4 in float32).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -41,14 +42,29 @@ from .types import OverloadedError
 
 log = logging.getLogger(__name__)
 
-Layers = tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per layer (keys, values): [H, L, D]
+# Room for this many more tokens is allocated with every KV entry, so the steps after it
+# write their keys and values in place instead of copying the whole entry each time.
+HEADROOM = 64
+SHORT_CONTEXT = 16
 
 
 @dataclass
 class KVEntry:
+    """The keys and values of one token sequence in one tensor,
+    ``[layers, 2 (keys, values), heads, capacity, dim]``: the first ``len(ids)`` positions
+    hold the sequence, the rest is room to grow. One tensor per sequence makes copying a
+    row into a batch one operation, not one per layer."""
+
     ids: tuple[int, ...]
-    layers: Layers
-    nbytes: int
+    kv: torch.Tensor
+
+    @property
+    def capacity(self) -> int:
+        return int(self.kv.shape[3])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.kv.numel() * self.kv.element_size())
 
 
 def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
@@ -67,7 +83,8 @@ class PrefixCache:
     """KV caches of one model by token-id sequence, bounded in bytes (LRU).
 
     A stored sequence serves every prefix of itself, so a sequence that is a prefix of a
-    newly stored one is dropped: one entry per live branch, not one per step."""
+    newly stored one is dropped: one entry per live branch, not one per step. Only the
+    model thread touches it, so an entry is never evicted while a pass uses it."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -89,14 +106,25 @@ class PrefixCache:
             self.misses += 1
         return best, best_len
 
-    def put(self, ids: tuple[int, ...], layers: Layers) -> None:
-        nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
-        if nbytes > self.max_bytes or any(k.shape[1] != len(ids) for k, _ in layers):
-            return  # too big, or a layer that kept fewer positions (sliding window)
+    def put(self, entry: KVEntry) -> None:
+        if entry.nbytes > self.max_bytes:
+            return
+        ids = entry.ids
         for key in [k for k in self.entries if len(k) <= len(ids) and ids[: len(k)] == k]:
             self.bytes -= self.entries.pop(key).nbytes
-        self.entries[ids] = KVEntry(ids, layers, nbytes)
-        self.bytes += nbytes
+        self.entries[ids] = entry
+        self.bytes += entry.nbytes
+        self._evict()
+
+    def extend(self, entry: KVEntry, ids: tuple[int, ...]) -> None:
+        """``entry`` now holds ``ids`` (one more position, written in place)."""
+        if self.entries.get(entry.ids) is entry:
+            del self.entries[entry.ids]
+            self.bytes -= entry.nbytes
+        entry.ids = ids
+        self.put(entry)
+
+    def _evict(self) -> None:
         while self.bytes > self.max_bytes and self.entries:
             _, old = self.entries.popitem(last=False)
             self.bytes -= old.nbytes
@@ -104,6 +132,67 @@ class PrefixCache:
     def clear(self) -> None:
         self.entries.clear()
         self.bytes = 0
+
+
+@functools.cache
+def _in_place_layer() -> type:
+    """The class of :func:`_layer` (built on first use: transformers loads lazily)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class InPlaceLayer(DynamicLayer):  # type: ignore[misc]
+        """A KV cache layer whose storage is allocated before the pass, with room for the
+        new positions: ``update`` writes them in place (``DynamicLayer`` concatenates,
+        copying the whole cache every step). Below the sliding window (the only place
+        the engine reuses Gemma's caches) a sliding layer is a full one."""
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, filled: int, sliding: bool):
+            super().__init__()
+            self.storage_keys, self.storage_values = keys, values
+            self.filled = filled
+            self.is_sliding = sliding
+            self.is_initialized = True
+            self.device = keys.device
+            self.keys, self.values = keys[:, :, :filled], values[:, :, :filled]
+
+        def update(
+            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kw: Any
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            end = self.filled + key_states.shape[-2]
+            self.storage_keys[:, :, self.filled : end] = key_states
+            self.storage_values[:, :, self.filled : end] = value_states
+            self.filled = end
+            self.keys = self.storage_keys[:, :, :end]
+            self.values = self.storage_values[:, :, :end]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return int(self.filled)
+
+        def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+            return self.filled + query_length, 0
+
+    return InPlaceLayer
+
+
+def _in_place_cache(net: Any, storage: torch.Tensor, filled: int) -> Any:
+    """A transformers ``Cache`` over storage we allocated,
+    ``[layers, 2, batch, heads, room, dim]``, whose first ``filled`` positions are set."""
+    from transformers.cache_utils import Cache
+
+    layer_class = _in_place_layer()
+    sliding = _sliding_layers(net.config, int(storage.shape[0]))
+    layers = [
+        layer_class(storage[i, 0], storage[i, 1], filled, is_sliding)
+        for i, is_sliding in enumerate(sliding)
+    ]
+    return Cache(layers=layers)
+
+
+def _sliding_layers(config: Any, count: int) -> list[bool]:
+    types = list(getattr(config, "layer_types", None) or ())
+    if len(types) == count and getattr(config, "sliding_window", None):
+        return [t == "sliding_attention" for t in types]
+    return [False] * count
 
 
 @dataclass
@@ -131,7 +220,7 @@ class InferenceEngine:
         *,
         threads: int = 0,
         kv_cache_bytes: int = 1 << 30,
-        max_batch: int = 16,
+        max_batch: int = 32,
         batch_wait: float = 0.003,
         max_queue: int = 256,
         reuse_kv: bool = True,
@@ -150,6 +239,11 @@ class InferenceEngine:
     # ------------------------------------------------------------ public
 
     def logits(self, model: Any, ids: Sequence[int]) -> torch.Tensor:
+        return self.submit(model, ids).result()
+
+    def submit(self, model: Any, ids: Sequence[int]) -> Future[torch.Tensor]:
+        """Queue one request; the future holds its logits once the pass that served it
+        is done. A full queue raises :class:`OverloadedError` at once."""
         self._ensure_thread()
         request = _Request(model, tuple(ids))
         try:
@@ -158,7 +252,7 @@ class InferenceEngine:
             raise OverloadedError(
                 "The model is busy with other requests; try again in a moment."
             ) from None
-        return request.future.result()
+        return request.future
 
     def drop_model(self, model_id: str) -> None:
         cache = self._caches.pop(model_id, None)
@@ -247,13 +341,18 @@ class InferenceEngine:
     def _groups(
         self, rows: list[tuple[list[_Request], KVEntry, int]]
     ) -> list[list[tuple[list[_Request], KVEntry, int]]]:
-        """Batches of at most ``max_batch`` rows whose lengths are within a factor of two:
-        little padding, and short sequences (whose first-token attention is the most
-        sensitive to rounding) are not padded out to long ones."""
+        """Batches of at most ``max_batch`` rows, shortest first, each padded to its
+        longest row. A row joins a batch while its length is within twice the batch's
+        shortest, plus HEADROOM tokens once the shortest has SHORT_CONTEXT tokens: very
+        short contexts (a few tokens, whose attention is the most sensitive to rounding:
+        padding one token out to eight moved a probability by 1.2e-4) stay among their
+        own, and a class's contexts, which spread as students write, still share passes."""
         groups: list[list[tuple[list[_Request], KVEntry, int]]] = []
         for row in sorted(rows, key=lambda r: r[2]):
             current = groups[-1] if groups else None
-            if current and len(current) < self.max_batch and row[2] <= 2 * current[0][2]:
+            shortest = current[0][2] if current else 0
+            slack = HEADROOM if shortest >= SHORT_CONTEXT else 0
+            if current and len(current) < self.max_batch and row[2] <= 2 * shortest + slack:
                 current.append(row)
             else:
                 groups.append([row])
@@ -276,36 +375,36 @@ class InferenceEngine:
         reuse: int,
         store: bool = True,
     ) -> torch.Tensor:
-        """Run ``ids[reuse:]`` on top of the first ``reuse`` cached positions."""
-        from transformers import DynamicCache
-
+        """Run ``ids[reuse:]`` on top of the first ``reuse`` cached positions; the keys and
+        values land in storage with HEADROOM to spare, which becomes the new entry."""
         net = model.model
-        cache = DynamicCache(config=net.config)
-        if entry is not None and reuse > 0:
-            for index, (k, v) in enumerate(entry.layers):
-                cache.update(k[None, :, :reuse], v[None, :, :reuse], index)
-        else:
+        layers, heads, dim, dtype = _kv_shape(net, entry)
+        if entry is None:
             reuse = 0
+        room = len(ids) + (HEADROOM if store else 0)
+        storage = torch.zeros(layers, 2, 1, heads, room, dim, dtype=dtype)
+        if entry is not None and reuse:
+            storage[:, :, 0, :, :reuse] = entry.kv[:, :, :, :reuse]
         new = torch.tensor([ids[reuse:]], dtype=torch.long)
         positions = torch.arange(reuse, len(ids), dtype=torch.long)[None]
         out = net(
             input_ids=new,
             position_ids=positions,
-            **_cache_kwarg(net, cache),
+            **_cache_kwarg(net, _in_place_cache(net, storage, reuse)),
             use_cache=True,
             logits_to_keep=1,
         )
         self.stats.forward_passes += 1
         self.stats.prefill_tokens += len(ids) - reuse
         if store and self.reuse_kv:
-            layers = tuple((k[0], v[0]) for k, v in _kv(cache))
-            self._cache_for(model).put(ids, layers)
+            self._cache_for(model).put(KVEntry(ids, storage[:, :, 0]))
         return out.logits[0, -1, : model.vocabulary_size].float().clone()
 
     def _batched_step(self, rows: list[tuple[list[_Request], KVEntry, int]]) -> None:
-        """One forward pass for several one-token steps of one model."""
-        from transformers import DynamicCache
-
+        """One forward pass for several one-token steps of one model: each row's cached
+        prefix is copied once into a left-padded batch with room for the new token (the
+        only full copy), and each row's new keys and values are then written into its own
+        entry in place where it owns the entry's end, else into a new entry."""
         if len(rows) == 1:
             requests, entry, reuse = rows[0]
             self._finish(requests, self._prefill(requests[0].model, requests[0].ids, entry, reuse))
@@ -315,17 +414,12 @@ class InferenceEngine:
         lengths = [reuse for _, _, reuse in rows]
         longest = max(lengths)
         count = len(rows)
-        cache = DynamicCache(config=net.config)
-        for index in range(len(rows[0][1].layers)):
-            k0, _ = rows[0][1].layers[index]
-            heads, _, dim = k0.shape
-            keys = k0.new_zeros(count, heads, longest, dim)
-            values = k0.new_zeros(count, heads, longest, dim)
-            for row, (_, entry, reuse) in enumerate(rows):
-                k, v = entry.layers[index]
-                keys[row, :, longest - reuse :] = k[:, :reuse]
-                values[row, :, longest - reuse :] = v[:, :reuse]
-            cache.update(keys, values, index)
+        layers, heads, dim, dtype = _kv_shape(net, rows[0][1])
+        storage = torch.empty(layers, 2, count, heads, longest + 1, dim, dtype=dtype)
+        for row, (_, entry, reuse) in enumerate(rows):
+            pad = longest - reuse
+            storage[:, :, row, :, :pad] = 0  # masked out; zeros keep the arithmetic finite
+            storage[:, :, row, :, pad:longest] = entry.kv[:, :, :, :reuse]
         mask = torch.zeros(count, longest + 1, dtype=torch.long)
         for row, reuse in enumerate(lengths):
             mask[row, longest - reuse :] = 1
@@ -335,7 +429,7 @@ class InferenceEngine:
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions,
-            **_cache_kwarg(net, cache),
+            **_cache_kwarg(net, _in_place_cache(net, storage, longest)),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -343,13 +437,34 @@ class InferenceEngine:
         self.stats.batched_passes += 1
         self.stats.batched_rows += count
         prefix_cache = self._cache_for(model)
-        for row, (requests, _, reuse) in enumerate(rows):
-            start = longest - reuse
-            layers = tuple(
-                (k[row, :, start:].clone(), v[row, :, start:].clone()) for k, v in _kv(cache)
-            )
-            prefix_cache.put(requests[0].ids, layers)
+        extended: set[int] = set()
+        for row, (requests, entry, reuse) in enumerate(rows):
+            ids = requests[0].ids
+            new_position = storage[:, :, row, :, longest]  # [layers, 2, heads, dim]
+            if reuse == len(entry.ids) and reuse < entry.capacity and id(entry) not in extended:
+                # the row continues exactly where the entry ends: grow it in place
+                extended.add(id(entry))
+                entry.kv[:, :, :, reuse] = new_position
+                prefix_cache.extend(entry, ids)
+            else:
+                # a branch (undo, a shared prefix) or a full entry: a new one with room
+                kv = torch.zeros(layers, 2, heads, reuse + 1 + HEADROOM, dim, dtype=dtype)
+                kv[:, :, :, :reuse] = entry.kv[:, :, :, :reuse]
+                kv[:, :, :, reuse] = new_position
+                prefix_cache.put(KVEntry(ids, kv))
             self._finish(requests, out.logits[row, -1, : model.vocabulary_size].float().clone())
+
+
+def _kv_shape(net: Any, entry: KVEntry | None) -> tuple[int, int, int, torch.dtype]:
+    """(layers, key-value heads, head dim, dtype) of the model's KV cache."""
+    if entry is not None:
+        layers, _, heads, _, dim = entry.kv.shape
+        return int(layers), int(heads), int(dim), entry.kv.dtype
+    config = net.config.get_text_config() if hasattr(net.config, "get_text_config") else net.config
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    dtype = next(net.parameters()).dtype
+    return int(config.num_hidden_layers), int(heads), int(dim), dtype
 
 
 def _cache_kwarg(net: Any, cache: Any) -> dict[str, Any]:
@@ -366,11 +481,6 @@ def _forward_parameters(cls: Any) -> frozenset[str]:
     if cls not in _FORWARD_PARAMETERS:
         _FORWARD_PARAMETERS[cls] = frozenset(inspect.signature(cls.forward).parameters)
     return _FORWARD_PARAMETERS[cls]
-
-
-def _kv(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per layer (keys, values) of a transformers ``DynamicCache``."""
-    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _sliding_window(model: Any) -> int | None:

@@ -264,3 +264,33 @@ def load_pretrained(spec: ModelSpec, options: InferenceOptions, dtype: Any) -> L
             model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
             model.eval()
     return Loaded(tokenizer, model, False, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class TextSide:
+    """A model without its weights: what a process that never runs it needs."""
+
+    tokenizer: Any
+    seconds: float
+
+
+def load_text_side(spec: ModelSpec, options: InferenceOptions, dtype: Any) -> TextSide:
+    """The tokenizer alone, for a process whose forward passes run elsewhere (the
+    inference process loaded the weights first, so a GGUF model's converted folder, with
+    its tokenizer, normally exists by now)."""
+    from transformers import AutoTokenizer
+
+    started = time.perf_counter()
+    try:
+        location, kwargs = weights_location(spec, options)
+        if "gguf_file" in kwargs:
+            cached = converted_dir(options, spec, Path(location) / kwargs["gguf_file"], dtype)
+            if (cached / COMPLETE).exists():
+                location, kwargs = str(cached), {}
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # as for the weights: any failure is a 503 with the reason
+        log.warning("%s's tokenizer failed to load", spec.id, exc_info=True)
+        raise ModelUnavailableError(f"{spec.id} failed to load: {exc}") from exc
+    return TextSide(tokenizer, time.perf_counter() - started)

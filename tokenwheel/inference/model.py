@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -13,43 +14,75 @@ from .tokens import TokenDescriber, TokenInfo
 from .types import InvalidTokenError
 
 
-def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
+def eos_ids(tokenizer: Any, generation_config: Any) -> frozenset[int]:
     ids: set[int] = set()
     for source in (
         getattr(tokenizer, "eos_token_id", None),
-        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+        getattr(generation_config, "eos_token_id", None),
     ):
         if isinstance(source, int):
             ids.add(source)
         elif isinstance(source, list | tuple):
             ids.update(int(i) for i in source)
-    return ids
+    return frozenset(ids)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the text side needs to know of a model's weights, so that a process holding
+    only the tokenizer (the server, when the weights live in the inference process) can
+    describe the model exactly as one holding the weights."""
+
+    output_rows: int  # rows of the output matrix (may be padded past the vocabulary)
+    eos_ids: frozenset[int]
+    parameter_bytes: int
+    dtype: str
+    native_context: int  # max_position_embeddings (0 if the config names none)
+
+    @classmethod
+    def of(cls, tokenizer: Any, model: Any) -> ModelFacts:
+        return cls(
+            output_rows=int(model.get_output_embeddings().weight.shape[0]),
+            eos_ids=eos_ids(tokenizer, getattr(model, "generation_config", None)),
+            parameter_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
+            dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+            native_context=int(getattr(model.config, "max_position_embeddings", 0) or 0),
+        )
 
 
 class LoadedModel:
-    """Tokenizer + weights of one catalog model.
+    """Tokenizer (+ weights) of one catalog model.
 
     ``logits`` runs the forward pass and must be called from the model-owning thread
     (see :class:`~tokenwheel.inference.registry.ModelRegistry`); the text helpers are
-    thread-safe.
+    thread-safe. When the weights live in the inference process, ``model`` is None and
+    ``facts`` (reported by that process) describe them.
     """
 
     supports_kv = True  # the engine may reuse KV caches and batch steps for this model
 
-    def __init__(self, spec: ModelSpec, tokenizer: Any, model: Any, max_context: int) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        tokenizer: Any,
+        model: Any,
+        max_context: int,
+        facts: ModelFacts | None = None,
+    ) -> None:
         self.spec = spec
         self.tokenizer = tokenizer
         self.model = model
-        rows = int(model.get_output_embeddings().weight.shape[0])
+        facts = facts or ModelFacts.of(tokenizer, model)
+        self.facts = facts
         # The real vocabulary, not padded rows of the output matrix.
-        self.vocabulary_size = min(len(tokenizer), rows)
+        self.vocabulary_size = min(len(tokenizer), facts.output_rows)
         self.max_context = max_context
         self._texts: list[str] | None = None
         self._ids_by_text: dict[str, list[int]] | None = None
         self._lock = threading.Lock()
-        self.describer = TokenDescriber(tokenizer, _eos_ids(tokenizer, model))
-        self.parameter_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self.describer = TokenDescriber(tokenizer, set(facts.eos_ids))
+        self.parameter_bytes = facts.parameter_bytes
+        self.dtype = facts.dtype
 
     # ------------------------------------------------------------ text
 
@@ -108,6 +141,8 @@ class LoadedModel:
 
     def logits(self, ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits (float32, vocabulary size) after the full sequence ``ids``."""
+        if self.model is None:
+            raise RuntimeError(f"{self.spec.id}'s weights live in the inference process")
         with torch.inference_mode():
             input_ids = torch.tensor([list(ids)], dtype=torch.long)
             out = self.model(input_ids=input_ids, use_cache=False)

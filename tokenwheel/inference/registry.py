@@ -21,8 +21,9 @@ import torch
 from . import distribution as dist
 from .catalog import CATALOG, ModelSpec
 from .engine import InferenceEngine
-from .loading import availability, load_pretrained, probe_hub
-from .model import LoadedModel
+from .loading import availability, load_pretrained, load_text_side, probe_hub
+from .model import LoadedModel, ModelFacts
+from .process import ProcessEngine
 from .tokens import TokenInfo
 from .types import (
     Distribution,
@@ -149,13 +150,19 @@ class ModelRegistry:
         self._hub_probe: tuple[float, str | None] | None = None
         self._hub_probe_lock = threading.Lock()
         naive = options.engine == "naive"
-        self.engine = InferenceEngine(
+        engine_kwargs: dict[str, Any] = dict(
             threads=options.torch_threads,
             kv_cache_bytes=options.kv_cache_bytes,
             max_batch=1 if naive else options.max_batch,
             batch_wait=0.0 if naive else options.batch_wait,
             max_queue=options.max_queue,
             reuse_kv=not naive,
+        )
+        # The naive baseline is the seed's design: forward passes in the server's process.
+        self.engine: Any = (
+            ProcessEngine(options, engine_kwargs)
+            if options.inference_process and not naive
+            else InferenceEngine(**engine_kwargs)
         )
         self._default: tuple[str, str | None] | None = None
         self.dtype = check_dtype(options.dtype)
@@ -271,29 +278,44 @@ class ModelRegistry:
             # On this request's thread, not the model thread: a load takes seconds (a GGUF
             # conversion 16-40 s), and the model thread keeps serving the other students.
             try:
-                loaded = load_pretrained(spec, self.options, self.dtype)
+                model, seconds, from_cache = self._load(spec)
             except ModelUnavailableError as exc:
                 self._remember_failure(model_id, str(exc))
                 raise
-            weights = loaded.model
-            native = spec.max_context or int(getattr(weights.config, "max_position_embeddings", 0))
-            # a model that names no window (none in the catalog) is served 1024 positions
-            window = self._window(spec, native) or 1024
-            model = LoadedModel(spec, loaded.tokenizer, weights, max_context=window)
             self._models[model_id] = model
             self._last_used[model_id] = time.monotonic()
             self.load_count[model_id] = self.load_count.get(model_id, 0) + 1
-            self.load_seconds[model_id] = loaded.seconds
-            self.loaded_from_cache[model_id] = loaded.from_cache
+            self.load_seconds[model_id] = seconds
+            self.loaded_from_cache[model_id] = from_cache
             log.info(
-                "loaded %s in %.1f s (%s, %.0f MB)",
+                "loaded %s in %.1f s (%s, %.0f MB%s)",
                 model_id,
-                loaded.seconds,
-                "from the converted-weights cache" if loaded.from_cache else "converted",
+                seconds,
+                "from the converted-weights cache" if from_cache else "converted",
                 model.parameter_bytes / 1e6,
+                ", in the inference process" if model.model is None else "",
             )
             self._make_room(model_id, 0)
             return model
+
+    def _load(self, spec: ModelSpec) -> tuple[LoadedModel, float, bool]:
+        """``(model, seconds, from the converted-weights cache)``. With an inference
+        process, it loads the weights and this process only the tokenizer."""
+        if isinstance(self.engine, ProcessEngine):
+            report = self.engine.load(spec)
+            text = load_text_side(spec, self.options, self.dtype)
+            facts = report.facts
+            tokenizer, weights = text.tokenizer, None
+            seconds, from_cache = report.seconds + text.seconds, report.from_cache
+        else:
+            loaded = load_pretrained(spec, self.options, self.dtype)
+            tokenizer, weights = loaded.tokenizer, loaded.model
+            facts = ModelFacts.of(tokenizer, weights)
+            seconds, from_cache = loaded.seconds, loaded.from_cache
+        # a model that names no window (none in the catalog) is served 1024 positions
+        window = self._window(spec, spec.max_context or facts.native_context) or 1024
+        model = LoadedModel(spec, tokenizer, weights, max_context=window, facts=facts)
+        return model, seconds, from_cache
 
     def _window(self, spec: ModelSpec, native: int | None = None) -> int | None:
         """The context window served: the model's own, lowered by TOKENWHEEL_MAX_CONTEXT."""
@@ -375,7 +397,7 @@ class ModelRegistry:
         return self.get(model_id).max_context
 
     def prepared(self, model_id: str, ids: Sequence[int], temperature: float) -> dist.Prepared:
-        """The distribution after ``ids`` at ``temperature``: softmax and sort done once,
+        """The distribution after ``ids`` at ``temperature``: the softmax done once,
         shared by the wheel, the append that follows and a spin. Computed with one torch
         thread: request threads run many at once, and their float64 vector work gains
         nothing from a second thread that the model thread needs."""
@@ -385,7 +407,6 @@ class ModelRegistry:
             logits = self.logits(model_id, key[2])
             with _one_torch_thread():
                 prepared = dist.prepare(logits, temperature)
-                prepared.order  # noqa: B018 - sorted now, outside any lock
             self.prepared_cache.put(key, prepared)
         return prepared  # type: ignore[no-any-return]
 

@@ -21,9 +21,12 @@ class InferenceOptions:
     engine: str = "fast"  # "naive": no caches, no batching, a full forward pass per request
     kv_cache_bytes: int = 1 << 30
     logits_cache_bytes: int = 128 << 20
-    max_batch: int = 16
+    max_batch: int = 32
     batch_wait: float = 0.003
     max_queue: int = 256
+    # forward passes in a child process (no GIL shared with request threads); the
+    # in-process model thread otherwise (tests, and TOKENWHEEL_ENGINE=naive)
+    inference_process: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""The benchmark's report: every figure it prints comes from the run's own numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenwheel import bench
+
+
+def scenario(steps_per_s: float, p95: float) -> dict[str, Any]:
+    kinds = ("next-token-probs", "append-token", "undo")
+    return {
+        "steps": int(steps_per_s * 30),
+        "seconds": 30.0,
+        "steps_per_s": steps_per_s,
+        "requests": {k: {"count": 10, "p50_ms": p95 / 2, "p95_ms": p95} for k in kinds},
+        "errors": {},
+    }
+
+
+def test_the_table_prints_both_classrooms_and_their_ratios() -> None:
+    report: dict[str, Any] = {
+        "model": "smollm2-135m",
+        "machine": {"cpus": 2},
+        "students": 30,
+        "think_s": [1.0, 3.0],
+        "in_process": {
+            "steps": [
+                {"context": 8, "naive_ms": 60.0, "ours_ms": 50.0},
+                {"context": 512, "naive_ms": 900.0, "ours_ms": 60.0},
+            ],
+            "cache_hit_ms": 1.5,
+            "cache_hit_naive_ms": 200.0,
+            "step_512_over_8": 1.2,
+        },
+        "classroom": {
+            "naive": {
+                "saturated": scenario(4.0, 2000.0),
+                "paced": scenario(4.0, 9000.0),
+                "peak_rss_mb": 1200,
+            },
+            "fast": {
+                "saturated": scenario(60.0, 500.0),
+                "paced": scenario(12.0, 150.0),
+                "peak_rss_mb": 1500,
+                "after_30x300": {"rss_mb": 2000, "peak_rss_mb": 2100},
+            },
+        },
+        "ratios": {"steps": [1.2, 15.0]},
+    }
+    for name in bench.SCENARIOS:
+        a, b = report["classroom"]["naive"][name], report["classroom"]["fast"][name]
+        report["ratios"][name] = {"throughput": round(b["steps_per_s"] / a["steps_per_s"], 1)}
+    table = bench.format_table(report)
+    assert "saturated: every student clicks again at once" in table
+    assert "paced: each student thinks 1-3 s" in table
+    assert "15.0x" in table and "3.0x" in table  # 60/4 and 12/4 steps/s
+    assert "60.0x" in table  # paced p95 9000 / 150
+    assert "2000 MB" in table

@@ -1,0 +1,320 @@
+"""The model thread in a process of its own: forward passes never wait for the GIL.
+
+A forward pass of a small model is a thousand short torch calls, and each one gives the
+GIL back and must win it again. In the server's own process, 30 students' request
+threads (parsing, SQL, JSON, the wheel's float64 math) hold the GIL between those calls:
+measured on 2 cores, a batched step of 20 rows took 92 ms alone and 770 ms next to 30
+threads each busy 3% of the time. vLLM moved its engine core out of the API server's
+process for the same reason. Here one child process per server process owns the weights,
+the KV prefix cache and the batching (:class:`~tokenwheel.inference.engine.InferenceEngine`,
+unchanged); the server keeps the tokenizers and the logits cache and asks for logits over
+a pipe (about 0.2 ms for SmolLM2's 49,152 floats).
+
+The child is a fresh interpreter (``python -m tokenwheel.inference.process``, talking over
+a socket pair: no copied locks or torch threads) started on first use, so never before a
+server forks its workers. It exits when the
+pipe closes, so it never outlives its server, even one killed with SIGKILL. If it dies,
+the requests waiting for it fail as ModelUnavailable (503), and the next request starts
+a new one and loads its models again.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+from .catalog import ModelSpec
+from .engine import EngineStats, InferenceEngine
+from .model import ModelFacts
+from .types import InferenceOptions, ModelUnavailableError, OverloadedError
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 120.0  # seconds for the child to import torch and answer
+ERRORS: dict[str, type[Exception]] = {
+    "OverloadedError": OverloadedError,
+    "ModelUnavailableError": ModelUnavailableError,
+}
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What the inference process says after loading a model's weights."""
+
+    facts: ModelFacts
+    from_cache: bool
+    seconds: float
+
+
+class ProcessEngine:
+    """The registry's engine when forward passes run in a child process: the same
+    ``logits(model, ids)`` / ``drop_model`` / ``shutdown`` as :class:`InferenceEngine`,
+    plus ``load`` (the child loads the weights; this process keeps only the tokenizer).
+    A full queue in the child raises OverloadedError here, as in-process."""
+
+    def __init__(self, options: InferenceOptions, engine_kwargs: dict[str, Any]) -> None:
+        self.options = options
+        # One core stays with the server's request threads: measured on 2 cores, a model
+        # thread with 2 torch threads lost half its CPU time spinning at OpenMP barriers
+        # whenever a request thread had the other core (47 vs 63 steps/s for a class).
+        threads = engine_kwargs.get("threads") or max(1, (os.cpu_count() or 1) - 1)
+        self.engine_kwargs = {**engine_kwargs, "threads": threads}
+        self._process: Any = None
+        self._conn: Any = None
+        self._pending: dict[int, tuple[Any, Future[Any]]] = {}  # id -> (pipe, answer)
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._loaded: dict[str, ModelSpec] = {}  # to load again in a new child
+        self._broken: Any = None  # the pipe of a child that is gone
+        self.restarts = 0
+
+    # ------------------------------------------------------------ the child's lifetime
+
+    @property
+    def pid(self) -> int | None:
+        return int(self._process.pid) if self._process is not None else None
+
+    def _alive(self) -> bool:
+        # The pipe says it first: a killed child's pipe closes while the kernel may still
+        # be tearing down its threads (waitpid cannot report it yet).
+        return (
+            self._process is not None
+            and self._conn is not self._broken
+            and self._process.poll() is None
+        )
+
+    def _ensure_process(self) -> None:
+        if self._alive():
+            return
+        with self._start_lock:
+            if self._alive():
+                return
+            if self._process is not None:
+                self.restarts += 1
+                log.warning("the inference process stopped; starting a new one")
+                self._bury(self._process)
+            ours, theirs = socket.socketpair()
+            # A fresh interpreter, started as a module: nothing of this process is copied
+            # (no locks held by other threads, no torch thread pools), and no main module
+            # is imported again (multiprocessing's "spawn" would).
+            process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+            )
+            theirs.close()
+            conn = Connection(ours.detach())
+            self._conn, self._process = conn, process
+            threading.Thread(
+                target=self._read_replies, args=(conn,), name="tokenwheel-replies", daemon=True
+            ).start()
+            level = logging.getLogger().getEffectiveLevel()
+            self._call(
+                ("init", self.options, self.engine_kwargs, level),
+                timeout=START_TIMEOUT,
+                ensure=False,
+            )
+            for spec in list(self._loaded.values()):  # a new child: load what the old had
+                self._call(("load", spec), ensure=False)
+
+    @staticmethod
+    def _bury(process: subprocess.Popen[bytes]) -> None:
+        """Make sure an old child is gone, and reap it without waiting for it here."""
+        if process.poll() is None:
+            process.kill()
+        threading.Thread(target=process.wait, name="tokenwheel-reaper", daemon=True).start()
+
+    def _read_replies(self, conn: Any) -> None:
+        while True:
+            try:
+                kind, request_id, body = conn.recv()
+            except (EOFError, OSError):
+                break
+            waiting = self._pending.pop(request_id, None)
+            if waiting is None:
+                continue
+            future = waiting[1]
+            if kind == "ok":
+                future.set_result(body)
+            else:
+                name, message = body
+                future.set_exception(ERRORS.get(name, ModelUnavailableError)(message))
+        # this child is gone: nobody will answer what still waits for it
+        self._broken = conn
+        for request_id, (pipe, future) in list(self._pending.items()):
+            if pipe is not conn:
+                continue
+            self._pending.pop(request_id, None)
+            if not future.done():
+                future.set_exception(
+                    ModelUnavailableError("The inference process stopped; try again.")
+                )
+
+    def _call(
+        self, message: tuple[Any, ...], timeout: float | None = None, ensure: bool = True
+    ) -> Any:
+        if ensure:
+            self._ensure_process()
+        request_id = next(self._ids)
+        future: Future[Any] = Future()
+        conn = self._conn
+        self._pending[request_id] = (conn, future)
+        try:
+            with self._send_lock:
+                conn.send((message[0], request_id, *message[1:]))
+        except (OSError, ValueError) as exc:
+            self._pending.pop(request_id, None)
+            self._broken = conn
+            raise ModelUnavailableError(f"The inference process cannot be reached: {exc}") from exc
+        return future.result(timeout)
+
+    # ------------------------------------------------------------ the engine's face
+
+    def load(self, spec: ModelSpec) -> LoadReport:
+        report: LoadReport = self._call(("load", spec))
+        self._loaded[spec.id] = spec
+        return report
+
+    def logits(self, model: Any, ids: Any) -> torch.Tensor:
+        data, size = self._call(("logits", model.spec.id, tuple(ids)))
+        return torch.frombuffer(bytearray(data), dtype=torch.float32, count=size)
+
+    def drop_model(self, model_id: str) -> None:
+        self._loaded.pop(model_id, None)
+        if self._alive():
+            self._call(("drop", model_id), ensure=False)
+
+    def stats(self) -> dict[str, Any]:
+        """The child's engine counters and KV cache use (for the benchmark and tests)."""
+        return dict(self._call(("stats",)))
+
+    def shutdown(self) -> None:
+        process, conn = self._process, self._conn
+        if process is None:
+            return
+        try:
+            with self._send_lock:
+                conn.send(("stop", 0))
+        except (OSError, ValueError):
+            pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        conn.close()
+        self._process = None
+
+
+# ---------------------------------------------------------------- in the child
+
+
+def child_main(conn: Any) -> None:
+    """Serve the parent until the pipe closes: load and drop models, and hand logits
+    requests to the model thread, answering each when its pass is done."""
+    from .loading import load_pretrained
+    from .model import LoadedModel
+    from .registry import check_dtype
+
+    kind, request_id, options, engine_kwargs, level = conn.recv()
+    assert kind == "init"
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
+    )
+    engine = InferenceEngine(**engine_kwargs)
+    dtype = check_dtype(options.dtype)
+    models: dict[str, LoadedModel] = {}
+    send_lock = threading.Lock()
+
+    def reply(kind: str, request_id: int, body: Any) -> None:
+        try:
+            with send_lock:
+                conn.send((kind, request_id, body))
+        except (OSError, ValueError):
+            pass  # the parent is gone; the receive loop ends too
+
+    def fail(request_id: int, exc: BaseException) -> None:
+        reply("err", request_id, (type(exc).__name__, str(exc)))
+
+    def answer(request_id: int, future: Future[torch.Tensor]) -> None:
+        try:
+            logits = future.result()
+        except BaseException as exc:  # the parent must always hear back
+            fail(request_id, exc)
+            return
+        array = logits.contiguous().numpy()
+        reply("ok", request_id, (array.tobytes(), int(array.size)))
+
+    def load(request_id: int, spec: ModelSpec) -> None:
+        try:
+            if spec.id not in models:
+                loaded = load_pretrained(spec, options, dtype)
+                model = LoadedModel(spec, loaded.tokenizer, loaded.model, max_context=0)
+                models[spec.id] = model
+                report = LoadReport(model.facts, loaded.from_cache, loaded.seconds)
+            else:
+                report = LoadReport(models[spec.id].facts, True, 0.0)
+        except BaseException as exc:
+            fail(request_id, exc)
+            return
+        reply("ok", request_id, report)
+
+    reply("ok", request_id, None)  # ready
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break  # the parent is gone
+        kind, request_id, *args = message
+        if kind == "logits":
+            model_id, ids = args
+            model = models.get(model_id)
+            if model is None:
+                fail(request_id, ModelUnavailableError(f"{model_id} is not loaded"))
+                continue
+            try:
+                future = engine.submit(model, ids)
+            except OverloadedError as exc:
+                fail(request_id, exc)
+                continue
+            future.add_done_callback(functools.partial(answer, request_id))
+        elif kind == "load":
+            # a load takes seconds: the models already loaded keep being served meanwhile
+            threading.Thread(target=load, args=(request_id, args[0]), daemon=True).start()
+        elif kind == "drop":
+            models.pop(args[0], None)
+            engine.drop_model(args[0])
+            reply("ok", request_id, None)
+        elif kind == "stats":
+            caches = {
+                model_id: {"entries": len(cache.entries), "bytes": cache.bytes}
+                for model_id, cache in engine._caches.items()
+            }
+            reply("ok", request_id, {**asdict(engine.stats), "kv_caches": caches})
+        elif kind == "ping":
+            reply("ok", request_id, None)
+        elif kind == "stop":
+            break
+    engine.shutdown()
+
+
+__all__ = ["EngineStats", "LoadReport", "ProcessEngine", "child_main"]
+
+if __name__ == "__main__":
+    # Run by its import name, so what the child pickles (LoadReport...) names this module,
+    # not "__main__", and the parent can unpickle it.
+    from tokenwheel.inference import process
+
+    process.child_main(Connection(int(sys.argv[1])))
