@@ -70,13 +70,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     fork, so no model or thread exists in the parent)."""
     from gunicorn.app.base import BaseApplication
 
-    from .inference.registry import check_dtype
-    from .inference.types import UnsupportedDtypeError
+    # never torch here: this process forks the workers and only supervises them
+    from .inference.cpu import dtype_problem
 
-    try:
-        check_dtype(settings.dtype)
-    except UnsupportedDtypeError as exc:
-        print(f"tokenwheel: {exc}", file=sys.stderr)
+    problem = dtype_problem(settings.dtype)
+    if problem is not None:
+        print(f"tokenwheel: {problem}", file=sys.stderr)
         return 2
     cmd_migrate(args, settings)
 

@@ -131,7 +131,7 @@ def test_bfloat16_stays_within_tolerance_of_float32(
     bfloat16's top 5; among float32's top 5, tokens more than 0.03 apart keep their order;
     max |dp| over the whole vocabulary within ``BF16_MAX_DP`` (0.05 SmolLM2, 0.10 Gemma)."""
     from tests.conftest import MODEL_CACHE
-    from tokenwheel.inference.registry import bf16_supported
+    from tokenwheel.inference.cpu import bf16_supported
     from tokenwheel.inference.types import InferenceOptions
 
     if not bf16_supported():

@@ -146,6 +146,49 @@ def test_spread_contexts_share_one_padded_pass(model) -> None:  # type: ignore[n
         engine.shutdown()
 
 
+def test_a_class_setting_its_prompts_at_once_shares_prefill_passes(model) -> None:  # type: ignore[no-untyped-def]
+    """Thirty students set prompts at the same moment: the prefills run batched (padded,
+    some on top of a cached prefix of another prompt), and each equals its recompute."""
+    engine = InferenceEngine(threads=2, batch_wait=0.05, max_batch=32)
+    prompts = [
+        "Our class is learning how a language model chooses the next word, and today",
+        "Our class is learning how a language model chooses the next word, and tomorrow we",
+        "Student 3 writes a story about a 3 legged",
+        "Student 12 writes a story about a 12 legged dog that",
+        "A",
+        "The cat",
+        "Once upon a time there was a small village at the edge of a very dark forest",
+    ]
+    sequences = [model.encode_prompt(p) for p in prompts]
+    try:
+        engine.logits(model, sequences[0])  # cached: the second prompt extends it
+        results: dict[int, torch.Tensor] = {}
+        barrier = threading.Barrier(len(sequences) - 1)
+
+        def ask(i: int) -> None:
+            barrier.wait()
+            results[i] = engine.logits(model, sequences[i])
+
+        passes = engine.stats.forward_passes
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(1, len(sequences))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert engine.stats.batched_passes >= 1
+        assert engine.stats.forward_passes - passes < len(sequences) - 1  # some shared a pass
+        for i in range(1, len(sequences)):
+            assert max_dp(results[i], model.logits(sequences[i])) <= TOLERANCE, prompts[i]
+        # every prompt is cached now: the next step of each is one token
+        before = engine.stats.prefill_tokens
+        for ids in sequences[1:]:
+            step = ids + [500]
+            assert max_dp(engine.logits(model, step), model.logits(step)) <= TOLERANCE
+        assert engine.stats.prefill_tokens - before == len(sequences) - 1
+    finally:
+        engine.shutdown()
+
+
 def test_students_sharing_a_prompt_share_its_prefill(registry: ModelRegistry) -> None:
     model = registry.get(BUNDLED)
     engine = InferenceEngine(threads=2)

@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,6 +202,9 @@ class _Request:
     future: Future[torch.Tensor] = field(default_factory=Future)
 
 
+Row = tuple[list[_Request], Any, int]  # (identical requests, KV entry or None, reused positions)
+
+
 @dataclass
 class EngineStats:
     forward_passes: int = 0
@@ -226,6 +229,10 @@ class InferenceEngine:
         reuse_kv: bool = True,
     ) -> None:
         self.threads = threads or max(1, os.cpu_count() or 1)
+        # Prefills are arithmetic (every prompt token through every layer) and come in
+        # bursts when a class sets its prompts: they get every core. One-token steps are
+        # bound by reading the weights and get ``threads``.
+        self.prefill_threads = max(self.threads, os.cpu_count() or 1)
         self.kv_cache_bytes = kv_cache_bytes
         self.max_batch = max_batch
         self.batch_wait = batch_wait
@@ -317,7 +324,8 @@ class InferenceEngine:
         unique: dict[tuple[str, tuple[int, ...]], list[_Request]] = {}
         for request in batch:
             unique.setdefault((request.model.spec.id, request.ids), []).append(request)
-        steps: dict[str, list[tuple[list[_Request], KVEntry, int]]] = {}
+        steps: dict[str, list[Row]] = {}
+        prefills: dict[str, list[Row]] = {}
         for (_, ids), requests in unique.items():
             model = requests[0].model
             if not getattr(model, "supports_kv", False):  # e.g. a test fake: logits only
@@ -333,26 +341,34 @@ class InferenceEngine:
             if entry is not None and usable == len(ids) - 1:
                 steps.setdefault(model.spec.id, []).append((requests, entry, usable))
             else:
-                self._finish(requests, self._prefill(model, ids, entry, usable))
+                prefills.setdefault(model.spec.id, []).append((requests, entry, usable))
+        if prefills:
+            torch.set_num_threads(self.prefill_threads)
+            try:
+                for rows in prefills.values():
+                    for group in self._groups(rows, key=lambda r: len(r[0][0].ids)):
+                        self._batched_prefill(group)
+            finally:
+                torch.set_num_threads(self.threads)
         for rows in steps.values():
             for group in self._groups(rows):
                 self._batched_step(group)
 
     def _groups(
-        self, rows: list[tuple[list[_Request], KVEntry, int]]
-    ) -> list[list[tuple[list[_Request], KVEntry, int]]]:
+        self, rows: list[Row], key: Callable[[Row], int] = lambda r: r[2]
+    ) -> list[list[Row]]:
         """Batches of at most ``max_batch`` rows, shortest first, each padded to its
         longest row. A row joins a batch while its length is within twice the batch's
         shortest, plus HEADROOM tokens once the shortest has SHORT_CONTEXT tokens: very
         short contexts (a few tokens, whose attention is the most sensitive to rounding:
         padding one token out to eight moved a probability by 1.2e-4) stay among their
         own, and a class's contexts, which spread as students write, still share passes."""
-        groups: list[list[tuple[list[_Request], KVEntry, int]]] = []
-        for row in sorted(rows, key=lambda r: r[2]):
+        groups: list[list[Row]] = []
+        for row in sorted(rows, key=key):
             current = groups[-1] if groups else None
-            shortest = current[0][2] if current else 0
+            shortest = key(current[0]) if current else 0
             slack = HEADROOM if shortest >= SHORT_CONTEXT else 0
-            if current and len(current) < self.max_batch and row[2] <= 2 * shortest + slack:
+            if current and len(current) < self.max_batch and key(row) <= 2 * shortest + slack:
                 current.append(row)
             else:
                 groups.append([row])
@@ -400,7 +416,59 @@ class InferenceEngine:
             self._cache_for(model).put(KVEntry(ids, storage[:, :, 0]))
         return out.logits[0, -1, : model.vocabulary_size].float().clone()
 
-    def _batched_step(self, rows: list[tuple[list[_Request], KVEntry, int]]) -> None:
+    def _batched_prefill(self, rows: list[Row]) -> None:
+        """Several prefills of one model in one forward pass (a class that sets its
+        prompts at once). Row ``i`` has ``r`` cached positions and ``n`` new tokens; the
+        batch holds each cached prefix right-aligned before position ``P`` and each row's
+        new tokens right-aligned at the end, the gaps masked out, so every row's last
+        token (whose logits we keep) is at the same place. Each row then gets its own
+        entry (its prefix and new keys and values, copied out once, with HEADROOM)."""
+        if len(rows) == 1:
+            requests, entry, reuse = rows[0]
+            self._finish(requests, self._prefill(requests[0].model, requests[0].ids, entry, reuse))
+            return
+        model = rows[0][0][0].model
+        net = model.model
+        reuses = [reuse if entry is not None else 0 for _, entry, reuse in rows]
+        news = [len(requests[0].ids) - r for (requests, _, _), r in zip(rows, reuses, strict=True)]
+        prefix, width = max(reuses), max(news)
+        count = len(rows)
+        layers, heads, dim, dtype = _kv_shape(net, None)
+        storage = torch.zeros(layers, 2, count, heads, prefix + width, dim, dtype=dtype)
+        mask = torch.zeros(count, prefix + width, dtype=torch.long)
+        input_ids = torch.zeros(count, width, dtype=torch.long)
+        positions = torch.zeros(count, width, dtype=torch.long)
+        for row, ((requests, entry, _), r, n) in enumerate(zip(rows, reuses, news, strict=True)):
+            ids = requests[0].ids
+            if entry is not None and r:
+                storage[:, :, row, :, prefix - r : prefix] = entry.kv[:, :, :, :r]
+                mask[row, prefix - r : prefix] = 1
+            mask[row, prefix + width - n :] = 1
+            input_ids[row, width - n :] = torch.tensor(ids[r:])
+            positions[row, width - n :] = torch.arange(r, r + n)
+        out = net(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            **_cache_kwarg(net, _in_place_cache(net, storage, prefix)),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.stats.forward_passes += 1
+        self.stats.batched_passes += 1
+        self.stats.batched_rows += count
+        self.stats.prefill_tokens += sum(news)
+        prefix_cache = self._cache_for(model)
+        for row, ((requests, _, _), r, n) in enumerate(zip(rows, reuses, news, strict=True)):
+            ids = requests[0].ids
+            if self.reuse_kv:
+                kv = torch.zeros(layers, 2, heads, len(ids) + HEADROOM, dim, dtype=dtype)
+                kv[:, :, :, :r] = storage[:, :, row, :, prefix - r : prefix]
+                kv[:, :, :, r : r + n] = storage[:, :, row, :, prefix + width - n :]
+                prefix_cache.put(KVEntry(ids, kv))
+            self._finish(requests, out.logits[row, -1, : model.vocabulary_size].float().clone())
+
+    def _batched_step(self, rows: list[Row]) -> None:
         """One forward pass for several one-token steps of one model: each row's cached
         prefix is copied once into a left-padded batch with room for the new token (the
         only full copy), and each row's new keys and values are then written into its own

@@ -20,6 +20,7 @@ import torch
 
 from . import distribution as dist
 from .catalog import CATALOG, ModelSpec
+from .cpu import dtype_problem
 from .engine import InferenceEngine
 from .loading import availability, load_pretrained, load_text_side, probe_hub
 from .model import LoadedModel, ModelFacts
@@ -97,31 +98,13 @@ class LogitsCache:
         return self._bytes
 
 
-def bf16_supported(cpuinfo: str | None = None) -> bool:
-    """Native bfloat16 matrix work: AVX512-BF16 or AMX. Elsewhere bf16 is emulated and
-    tens of times slower than float32."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as handle:
-                cpuinfo = handle.read()
-        except OSError:
-            return False
-    flags = set(cpuinfo.split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def check_dtype(dtype: str, cpuinfo: str | None = None) -> torch.dtype:
-    if dtype not in DTYPES:
-        raise UnsupportedDtypeError(f"TOKENWHEEL_DTYPE={dtype!r}: use float32 or bfloat16")
-    if dtype == "bfloat16" and not bf16_supported(cpuinfo):
-        raise UnsupportedDtypeError(
-            "TOKENWHEEL_DTYPE=bfloat16 needs a CPU with native bfloat16 support (avx512_bf16 "
-            "or AMX in /proc/cpuinfo); this CPU has neither, and emulated bfloat16 is tens of "
-            "times slower than float32. Unset TOKENWHEEL_DTYPE to use float32."
-        )
+    problem = dtype_problem(dtype, cpuinfo)
+    if problem is not None:
+        raise UnsupportedDtypeError(problem)
     return DTYPES[dtype]
 
 
