@@ -204,21 +204,53 @@ def test_students_sharing_a_prompt_share_its_prefill(registry: ModelRegistry) ->
         engine.shutdown()
 
 
-def test_gemma_past_the_sliding_window_recomputes_correctly(
+def test_gemma_past_the_sliding_window_keeps_using_its_cache(
     gemma: str, registry: ModelRegistry
 ) -> None:
+    """Gemma 3's sliding layers see the last 512 positions. Our cache keeps every
+    position and the model's sliding mask hides the old ones, so steps, undos and batched
+    steps across and past the window stay one token each, and exact."""
     model = registry.get(gemma)
-    engine = InferenceEngine(threads=2)
-    ids = model.encode_prompt(" ".join(f"w{i}" for i in range(160)))[:505]
+    engine = InferenceEngine(threads=2, batch_wait=0.05)
+    text = " ".join(f"w{i}" for i in range(400))
+    ids = model.encode_prompt(text)[:505]
     assert len(ids) == 505
     try:
+        engine.logits(model, ids)
+        before = engine.stats.prefill_tokens
         for step in range(12):  # walks from 505 to 517 tokens, across 512
             if step == 8:
                 ids = ids[:-3]  # undo back across the window
             fast = engine.logits(model, ids)
             assert max_dp(fast, model.logits(ids)) <= TOLERANCE, len(ids)
             ids = ids + [int(fast.argmax())]
-        assert engine.stats.recomputes >= 1
+        assert engine.stats.recomputes == 0
+        assert engine.stats.prefill_tokens - before == 12  # one token a step, undo included
+        # two students far past the window step together, and a long prompt arrives with
+        # a short one: the long prefill runs alone (a padded gap would shift its window)
+        long_ids = model.encode_prompt(text)[:600]
+        engine.logits(model, long_ids)
+        rows = [ids + [7], long_ids + [7]]
+        other = model.encode_prompt(" ".join(f"v{i}" for i in range(400)))
+        engine.logits(model, other[:505])  # cached: the next ask adds 55 tokens to it
+        short = model.encode_prompt(" ".join(f"u{i}" for i in range(60)))[:90]
+        prompts = [other[:560], short]  # 55 and 90 new tokens: a gap of 35 if batched
+        results: dict[int, torch.Tensor] = {}
+        asks = rows + prompts
+        barrier = threading.Barrier(len(asks))
+
+        def ask(i: int) -> None:
+            barrier.wait()
+            results[i] = engine.logits(model, asks[i])
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(asks))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        for i, asked in enumerate(asks):
+            assert max_dp(results[i], model.logits(asked)) <= TOLERANCE, len(asked)
+        assert engine.stats.batched_passes >= 1 and engine.stats.recomputes == 0
     finally:
         engine.shutdown()
 

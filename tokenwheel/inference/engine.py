@@ -14,8 +14,10 @@ milliseconds for more, and runs them together:
 * Requests that need exactly one new token are batched into one forward pass with left
   padding, an attention mask and explicit position ids (GPT-2 has learned absolute
   positions). Prefills run one by one.
-* Gemma 3's sliding-window layers keep only the last 512 positions, so a cache past the
-  window cannot be cut back to a prefix: past the window we recompute from the ids.
+* Gemma 3's sliding-window layers attend to the last 512 positions only. transformers'
+  own sliding cache drops older positions, so it could not be cut back to a prefix; ours
+  keeps every position and lets the sliding-window mask hide the old ones, so a step or
+  an undo past the window costs what it costs below it.
 
 Every path returns the logits a full recompute on the same ids gives (the tests hold it to
 max |dp| <= 1e-4 in float32).
@@ -142,8 +144,8 @@ def _in_place_layer() -> type:
     class InPlaceLayer(DynamicLayer):  # type: ignore[misc]
         """A KV cache layer whose storage is allocated before the pass, with room for the
         new positions: ``update`` writes them in place (``DynamicLayer`` concatenates,
-        copying the whole cache every step). Below the sliding window (the only place
-        the engine reuses Gemma's caches) a sliding layer is a full one."""
+        copying the whole cache every step). A sliding layer keeps every position too
+        and says it is sliding, so the model masks what lies outside its window."""
 
         def __init__(self, keys: torch.Tensor, values: torch.Tensor, filled: int, sliding: bool):
             super().__init__()
@@ -332,8 +334,7 @@ class InferenceEngine:
                 self.stats.forward_passes += 1
                 self._finish(requests, model.logits(ids))
                 continue
-            window = _sliding_window(model)
-            if not self.reuse_kv or (window is not None and len(ids) >= window):
+            if not self.reuse_kv:
                 self._finish(requests, self._full(model, ids, store=False))
                 continue
             entry, common = self._cache_for(model).longest(ids)
@@ -346,7 +347,7 @@ class InferenceEngine:
             torch.set_num_threads(self.prefill_threads)
             try:
                 for rows in prefills.values():
-                    for group in self._groups(rows, key=lambda r: len(r[0][0].ids)):
+                    for group in self._prefill_groups(rows):
                         self._batched_prefill(group)
             finally:
                 torch.set_num_threads(self.threads)
@@ -415,6 +416,15 @@ class InferenceEngine:
         if store and self.reuse_kv:
             self._cache_for(model).put(KVEntry(ids, storage[:, :, 0]))
         return out.logits[0, -1, : model.vocabulary_size].float().clone()
+
+    def _prefill_groups(self, rows: list[Row]) -> list[list[Row]]:
+        """Prefills that can share a pass. A batched prefill leaves a masked gap between a
+        row's cached prefix and its new tokens, which a sliding-window layer would count
+        as distance: rows longer than the window run alone (no gap, exact)."""
+        window = _sliding_window(rows[0][0][0].model)
+        alone = [[r] for r in rows if window is not None and len(r[0][0].ids) >= window]
+        together = [r for r in rows if window is None or len(r[0][0].ids) < window]
+        return self._groups(together, key=lambda r: len(r[0][0].ids)) + alone
 
     def _batched_prefill(self, rows: list[Row]) -> None:
         """Several prefills of one model in one forward pass (a class that sets its
