@@ -191,6 +191,10 @@ class Idempotency:
     method_path: str
     request_hash: str
     render: Callable[[Any], tuple[int, dict[str, Any]]]
+    # Where the key lives: a session's keys live with the session. Creating a session has
+    # no session yet: the API scopes those keys by client (``create:<hash of address>``),
+    # so one client can never replay another's new session id.
+    scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -553,13 +557,19 @@ class SessionService:
         )
 
     def _check_replay(self, session_id: str, idempotency: Idempotency) -> None:
-        stored = self.store.get_idempotency(session_id, idempotency.key)
+        scope = idempotency.scope or session_id
+        stored = self.store.get_idempotency(scope, idempotency.key)
         if stored is None:
+            return
+        window = timedelta(seconds=self.settings.idempotency_window)
+        if stored.created_at < self.clock() - window:
+            # past its window (the purge job had not dropped it yet): a new request
+            self.store.drop_idempotency(scope, idempotency.key)
             return
         if stored.request_hash != idempotency.request_hash:
             raise IdempotencyKeyReused(
-                "This Idempotency-Key was already used for a different request to this "
-                "session. Send a new key with a new request."
+                "This Idempotency-Key was already used for a different request. Send a new "
+                "key with a new request."
             )
         raise AlreadyApplied(StoredResponse(stored.response_status, stored.response_body))
 
@@ -570,7 +580,7 @@ class SessionService:
             return None
         status, body = idempotency.render(result)
         return IdempotencyRecord(
-            session_id=session_id,
+            session_id=idempotency.scope or session_id,
             idempotency_key=idempotency.key,
             method_path=idempotency.method_path,
             request_hash=idempotency.request_hash,
@@ -580,21 +590,37 @@ class SessionService:
         )
 
     def create_session(
-        self, model_name: str | None = None, class_code: str | None = None, seed: int | None = None
+        self,
+        model_name: str | None = None,
+        class_code: str | None = None,
+        seed: int | None = None,
+        idempotency: Idempotency | None = None,
     ) -> SessionView:
+        """A new session. With an Idempotency-Key (scoped by client), a retry returns the
+        first answer and creates nothing: the key is stored in the transaction that
+        stores SessionCreated, so two racing requests with one key make one session."""
         if model_name is None:
             model_name, _ = self.models.default_model()
         check_seed(seed)
         self._require_model(model_name)
-        now = self.clock()
-        session_id = str(uuid.uuid4())
-        new_events = domain.create_session(session_id, model_name, now, class_code, seed)
-        state = domain.replay(new_events)
-        assert state is not None
-        self.store.append(new_events, 0, domain.summarize(state))
-        self.states.put(state)
-        log.info("created session %s… on %s", session_id[:8], model_name)
-        return self._view(state, now)
+        for _ in range(MAX_ATTEMPTS):
+            if idempotency is not None:
+                self._check_replay("", idempotency)
+            now = self.clock()
+            session_id = str(uuid.uuid4())
+            new_events = domain.create_session(session_id, model_name, now, class_code, seed)
+            state = domain.replay(new_events)
+            assert state is not None
+            view = self._view(state, now)
+            record = self._idempotency_record(session_id, idempotency, view)
+            try:
+                self.store.append(new_events, 0, domain.summarize(state), record)
+            except VersionConflict:
+                continue  # the same key won in another request: its answer is ours
+            self.states.put(state)
+            log.info("created session %s… on %s", session_id[:8], model_name)
+            return view
+        raise VersionConflict("", 0, None, "The request kept conflicting; try again.")
 
     def set_prompt(
         self,

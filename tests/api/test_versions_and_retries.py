@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -125,6 +126,7 @@ def test_malformed_versions_and_keys_are_400(
         ("append-token", {"category": "other"}),
         ("set-prompt", {"prompt": "The dog"}),
         ("undo", None),
+        ("spin", {"threshold": 0.2}),
     ],
 )
 def test_a_repeated_idempotency_key_returns_the_first_response_and_stores_one_event(
@@ -176,3 +178,52 @@ def test_a_retry_after_a_lost_response_is_not_a_conflict(app_client_pair: Any) -
         f"{student.url}/append-token", json={"token_id": 4}, headers=headers
     )
     assert first.status_code == again.status_code == 200 and again.data == first.data
+
+
+def test_creating_a_session_with_a_key_twice_makes_one_session(fake_app: Flask) -> None:
+    """A double click on Start (or a retry after a lost answer) must not make two sessions
+    or use up two of the address's hourly allowance."""
+    client = fake_app.test_client()
+    key = {"Idempotency-Key": "create-7d3f"}
+    body = {"class_code": "7b", "seed": 5}
+    first = client.post("/api/sessions", json=body, headers=key)
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    count = event_count(fake_app)
+    again = client.post("/api/sessions", json=body, headers=key)
+    assert again.status_code == 201 and again.data == first.data
+    assert again.headers["Idempotent-Replayed"] == "true" and again.headers["ETag"] == 'W/"1"'
+    assert event_count(fake_app) == count
+    # the same key for another request: 422, nothing stored
+    assert_error(client.post("/api/sessions", json={"class_code": "8c"}, headers=key), 422)
+    assert event_count(fake_app) == count
+    # another client's key never answers with this client's session
+    elsewhere = client.post(
+        "/api/sessions", json=body, headers=key, environ_base={"REMOTE_ADDR": "10.9.8.7"}
+    )
+    assert elsewhere.status_code == 201 and "Idempotent-Replayed" not in elsewhere.headers
+    assert elsewhere.json["session_id"] != first.json["session_id"]
+
+
+def test_racing_creations_with_one_key_make_one_session(fake_app: Flask) -> None:
+    key = {"Idempotency-Key": "double-click"}
+    answers: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def click() -> None:
+        client = fake_app.test_client()
+        barrier.wait()
+        r = client.post("/api/sessions", json={}, headers=key)
+        answers.append((r.status_code, r.json["session_id"]))
+
+    threads = [threading.Thread(target=click) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(answers) == 8 and {status for status, _ in answers} == {201}
+    assert len({sid for _, sid in answers}) == 1
+    with fake_app.extensions["tokenwheel.engine"].connect() as conn:
+        created = conn.execute(
+            sa.select(sa.func.count()).select_from(events).where(events.c.type == "SessionCreated")
+        ).scalar_one()
+    assert created == 1

@@ -145,6 +145,10 @@ def test_a_write_failing_late_rolls_back_the_whole_append(store) -> None:  # typ
     record = store.get_record(sid(1))
     assert (record.version, record.generated_count, record.undo_count) == (3, 1, 0)
     assert store.get_idempotency(sid(1), "k-1").response_body == {"ok": True}
+    store.drop_idempotency(sid(1), "k-1")  # a key past its window
+    assert store.get_idempotency(sid(1), "k-1") is None
+    store.append(batch, after_first.version, d.summarize(after), key)  # now it goes in
+    assert [e.version for e in store.load(sid(1))] == [1, 2, 3, 4, 5]
 
 
 def test_threads_racing_on_one_session_lose_and_duplicate_nothing(store) -> None:  # type: ignore[no-untyped-def]

@@ -234,3 +234,23 @@ def test_readiness_checks_the_database_and_the_default_model_without_loading_it(
     readiness = broken.readiness()
     assert not readiness.ready and readiness.checks["model"] == "ok"
     assert "secret-host" not in readiness.checks["database"]
+
+
+def test_a_key_past_its_window_is_a_new_request() -> None:
+    """Keys are dropped by the purge job; until it runs, a key older than the window must
+    not answer for a new request (nor make it conflict forever)."""
+    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    clock = [now]
+    service = SessionService(
+        InMemoryEventStore(),
+        FakeModels(),
+        SETTINGS.with_overrides(idempotency_window=3600, session_ttl=86400 * 7),
+        clock=lambda: clock[0],
+    )
+    sid = prompted(service)
+    service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
+    with pytest.raises(AlreadyApplied):
+        service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
+    clock[0] = now + timedelta(minutes=61)  # no purge ran
+    service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
+    assert versions(service, sid) == [1, 2, 3, 4]

@@ -61,8 +61,20 @@ def expected_version(body: Mapping[str, Any], headers: Mapping[str, Any]) -> int
     return from_body if from_body is not None else from_header
 
 
+def client_scope() -> str:
+    """Where the Idempotency-Keys of session creation live: per client address (the one
+    the rate limits count, after any trusted proxy), hashed to fit a session id's column.
+    Two clients never share a key, so nobody can replay someone else's new session."""
+    address = request.remote_addr or "unknown"
+    return "create:" + hashlib.sha256(address.encode()).hexdigest()[:29]
+
+
 def idempotency(
-    headers: Mapping[str, Any], schema: type[Schema], render: Callable[[Any], dict[str, Any]]
+    headers: Mapping[str, Any],
+    schema: type[Schema],
+    render: Callable[[Any], dict[str, Any]],
+    status: int = 200,
+    scope: str | None = None,
 ) -> Idempotency | None:
     """The request's Idempotency-Key, if any, with what identifies the request (method,
     path, JSON body, If-Match) and how to render the response that is stored with it."""
@@ -79,5 +91,6 @@ def idempotency(
         key=key,
         method_path=method_path,
         request_hash=request_hash,
-        render=lambda result: (200, dumper.dump(render(result))),
+        render=lambda result: (status, dumper.dump(render(result))),
+        scope=scope,
     )

@@ -137,9 +137,8 @@ def _if_match() -> fields.String:
     )
 
 
-class MutationHeadersSchema(Schema):
-    if_match = _if_match()
-    idempotency_key = fields.String(
+def _idempotency_key() -> fields.String:
+    return fields.String(
         data_key="Idempotency-Key",
         validate=validate.Regexp(
             r"^[\x21-\x7e]{1,255}$", error="Use 1 to 255 visible ASCII characters."
@@ -150,6 +149,15 @@ class MutationHeadersSchema(Schema):
             "different request is 422. Kept for TOKENWHEEL_IDEMPOTENCY_WINDOW (24 h)."
         },
     )
+
+
+class IdempotencyHeadersSchema(Schema):
+    idempotency_key = _idempotency_key()
+
+
+class MutationHeadersSchema(Schema):
+    if_match = _if_match()
+    idempotency_key = _idempotency_key()
 
 
 class DeleteHeadersSchema(Schema):

@@ -23,7 +23,7 @@ from tokenwheel.service import (
 
 from . import schemas as s
 from .blueprint import Blueprint
-from .concurrency import ETAG_HEADER, expected_version, idempotency, versioned
+from .concurrency import ETAG_HEADER, client_scope, expected_version, idempotency, versioned
 
 blp = Blueprint(
     "sessions",
@@ -103,6 +103,7 @@ def session_body(view: SessionView) -> dict[str, Any]:
 
 @blp.route("", methods=["POST"])
 @blp.arguments(s.CreateSessionSchema, required=False)
+@blp.arguments(s.IdempotencyHeadersSchema, location="headers")
 @blp.response(201, s.SessionCreatedSchema, headers=ETAG_HEADER)
 @blp.alt_response(
     400, schema=s.ApiErrorSchema, description="Unknown model name, bad class code or bad body."
@@ -113,8 +114,9 @@ def session_body(view: SessionView) -> dict[str, Any]:
     description="Too many sessions from this address this hour (TOKENWHEEL_SESSIONS_PER_HOUR) "
     "or too many requests; Retry-After says when to try again.",
 )
+@blp.alt_response(422, schema=s.ApiErrorSchema, **KEY_REUSED)
 @blp.alt_response(503, schema=s.ApiErrorSchema, description="The model cannot load here; says why.")
-def create_session(body: dict[str, Any]) -> Any:
+def create_session(body: dict[str, Any], headers: dict[str, Any]) -> Any:
     """Create a session
 
     Starts an isolated session on a model (the default model when `model_name` is
@@ -122,11 +124,21 @@ def create_session(body: dict[str, Any]) -> Any:
     random UUID: keep it private, it is the only key to the session. `class_code`
     (optional) files the session under a class, so the teacher can find it; the answer
     repeats it. With a `seed`, the session's spins (and Other samples) are reproducible:
-    the same seed and the same actions give the same tokens.
+    the same seed and the same actions give the same tokens. With an `Idempotency-Key`
+    (kept per client address), a retry answers the first 201 again and creates nothing.
     """
     view = service().create_session(
-        body.get("model_name"), body.get("class_code"), seed=body.get("seed")
+        body.get("model_name"),
+        body.get("class_code"),
+        seed=body.get("seed"),
+        idempotency=idempotency(
+            headers, s.SessionCreatedSchema, created_body, status=201, scope=client_scope()
+        ),
     )
+    return versioned(created_body(view))
+
+
+def created_body(view: SessionView) -> dict[str, Any]:
     created = {
         "session_id": view.session_id,
         "model_name": view.state.model_name,
@@ -135,7 +147,7 @@ def create_session(body: dict[str, Any]) -> Any:
     }
     if view.state.class_code is not None:
         created["class_code"] = view.state.class_code
-    return versioned(created)
+    return created
 
 
 @blp.route("/<session_id>", methods=["GET"])

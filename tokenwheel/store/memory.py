@@ -115,6 +115,10 @@ class InMemoryEventStore:
         with self._lock:
             return self._keys.get((session_id, key))
 
+    def drop_idempotency(self, session_id: str, key: str) -> None:
+        with self._lock:
+            self._keys.pop((session_id, key), None)
+
     def purge_idempotency(self, cutoff: datetime) -> int:
         with self._lock:
             doomed = [k for k, r in self._keys.items() if r.created_at < cutoff]

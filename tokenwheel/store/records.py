@@ -162,6 +162,13 @@ class EventStore(Protocol):
 
     def get_record(self, session_id: str) -> SessionRecord | None: ...
 
+    def get_idempotency(self, session_id: str, key: str) -> IdempotencyRecord | None:
+        """The stored first answer of ``key`` in ``session_id``'s scope (a session id, or
+        ``create:...`` for the keys of session creation)."""
+
+    def drop_idempotency(self, session_id: str, key: str) -> None:
+        """Forget one key (it outlived its window)."""
+
     def touch(self, session_id: str, now: datetime) -> None:
         """Record that a request touched an active session."""
 
@@ -171,8 +178,6 @@ class EventStore(Protocol):
     def purge(self, cutoff: datetime, batch_size: int = 500) -> int:
         """Delete events, index rows and idempotency keys of sessions expired before
         ``cutoff``, a batch of whole sessions per transaction."""
-
-    def get_idempotency(self, session_id: str, key: str) -> IdempotencyRecord | None: ...
 
     def purge_idempotency(self, cutoff: datetime) -> int:
         """Delete idempotency records created before ``cutoff``; return how many."""

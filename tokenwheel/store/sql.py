@@ -191,6 +191,15 @@ class SqlEventStore:
             ).first()
         return IdempotencyRecord(**row._asdict()) if row else None
 
+    def drop_idempotency(self, session_id: str, key: str) -> None:
+        with write_connection(self.engine) as conn, conn.begin():
+            conn.execute(
+                idempotency_keys.delete().where(
+                    idempotency_keys.c.session_id == session_id,
+                    idempotency_keys.c.idempotency_key == key,
+                )
+            )
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
