@@ -21,6 +21,7 @@ from .api.requests import init_request_ids
 from .inference.catalog import spec_from_mapping
 from .inference.registry import ModelRegistry
 from .inference.types import InferenceOptions
+from .redaction import install_redaction
 from .service import LanguageModels, SessionService
 from .settings import Settings
 from .store.database import make_engine
@@ -113,6 +114,7 @@ def create_app(
     app.extensions["tokenwheel.teaching"] = TeachingService(store, models, settings)
     app.extensions["tokenwheel.models"] = models
 
+    install_redaction()
     init_request_ids(app)
     api = TokenWheelApi(app)
     api.register_blueprint(sessions_api.blp)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 from contextlib import nullcontext
 from datetime import UTC, datetime
@@ -23,35 +22,13 @@ def _settings() -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
+    from .redaction import install_redaction
+
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
-
-
-_SESSION_ID = re.compile(
-    r"\b([0-9a-fA-F]{8})-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
-)
-
-
-def redact_session_ids(text: str) -> str:
-    """Session ids are capabilities: logs keep their first 8 characters only."""
-    return _SESSION_ID.sub(r"\1…", text)
-
-
-def _redacting_access_logger() -> type:
-    """gunicorn's logger, with session ids cut from the access log's request line."""
-    from gunicorn.glogging import Logger
-
-    class RedactingLogger(Logger):  # type: ignore[misc]
-        def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-            atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-            for name in ("r", "U", "q", "f"):
-                if isinstance(atoms.get(name), str):
-                    atoms[name] = redact_session_ids(atoms[name])
-            return atoms
-
-    return RedactingLogger
+    install_redaction()
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -72,6 +49,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     # never torch here: this process forks the workers and only supervises them
     from .inference.cpu import dtype_problem
+    from .redaction import redacting_gunicorn_logger
 
     problem = dtype_problem(settings.dtype)
     if problem is not None:
@@ -89,7 +67,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 "timeout": 300,
                 "graceful_timeout": 10,
                 "accesslog": "-" if args.access_log else None,
-                "logger_class": _redacting_access_logger(),
+                "logger_class": redacting_gunicorn_logger(),
                 "preload_app": False,
                 # several servers on one machine (tests, benchmarks) must not share one
                 "control_socket_disable": True,

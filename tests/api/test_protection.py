@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import uuid
@@ -15,7 +16,7 @@ from flask.testing import FlaskClient
 from tests.api.conftest import Student, make_app
 from tests.api.test_errors import assert_error, event_count
 from tests.fakes import FakeModels
-from tokenwheel.cli import redact_session_ids
+from tokenwheel.redaction import redact_session_ids
 from tokenwheel.settings import Settings
 
 
@@ -269,6 +270,39 @@ def test_session_ids_never_appear_whole_in_logs(
     line = f'127.0.0.1 - - "GET /api/sessions/{student.id}/undo HTTP/1.1" 200'
     assert student.id not in redact_session_ids(line)
     assert re.search(rf"{student.id[:8]}…/undo", redact_session_ids(line))
+
+
+def test_no_log_line_holds_a_session_id_whole(settings: Settings) -> None:
+    """Not our messages only: a traceback whose exception text carries the id (a driver
+    error with its parameters, say) and gunicorn's own error log are cut too."""
+    stream = io.StringIO()
+    handlers = [logging.StreamHandler(stream), logging.StreamHandler(stream)]
+    root, gunicorn_error = logging.getLogger(), logging.getLogger("gunicorn.error")
+    root.addHandler(handlers[0])
+    gunicorn_error.addHandler(handlers[1])
+    try:
+        app = app_with(settings, FakeModels())
+        client = app.test_client()
+        student = Student(client)
+        service = app.extensions["tokenwheel.service"]
+
+        def fails(session_id: str, *args: object, **kwargs: object) -> None:
+            raise RuntimeError(f"UPDATE session_index WHERE session_id = '{session_id}'")
+
+        service.statistics = fails  # an unexpected failure on this session's route
+        r = client.get(f"{student.url}/statistics")
+        assert r.status_code == 500 and student.id not in r.get_data(as_text=True)
+        gunicorn_error.exception(
+            "Error handling request %s", f"/api/sessions/{student.id}/undo", exc_info=None
+        )
+        logging.getLogger("tokenwheel.test").warning("session %s", student.id)
+    finally:
+        root.removeHandler(handlers[0])
+        gunicorn_error.removeHandler(handlers[1])
+    text = stream.getvalue()
+    assert "UPDATE session_index" in text and "Error handling request" in text
+    assert student.id not in text
+    assert text.count(f"{student.id[:8]}…") >= 3
 
 
 # ---------------------------------------------------------------- health

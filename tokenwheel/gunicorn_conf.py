@@ -1,0 +1,13 @@
+"""gunicorn settings for running ``wsgi:app`` directly:
+``gunicorn -c python:tokenwheel.gunicorn_conf wsgi:app`` (``tokenwheel serve`` sets the
+same ones itself). Threads, not forked model copies, and no session id in any log line."""
+
+from tokenwheel.redaction import redacting_gunicorn_logger
+
+worker_class = "gthread"
+threads = 16
+workers = 1
+timeout = 300
+graceful_timeout = 10
+preload_app = False  # the app, its models and its inference process start after the fork
+logger_class = redacting_gunicorn_logger()
