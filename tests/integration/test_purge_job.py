@@ -75,11 +75,13 @@ def assert_consistent(engine: sa.Engine) -> int:
     return len(index)
 
 
-def test_two_processes_purge_each_session_once(database_url: str) -> None:
+def test_two_processes_purge_each_session_once_and_never_at_the_same_time(
+    database_url: str,
+) -> None:
     seed_idle_sessions(database_url, 300, timedelta(hours=2))
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.purge_worker", database_url, "3"],
+            [sys.executable, "-m", "tests.integration.purge_worker", database_url, "3", "0.05"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -95,6 +97,55 @@ def test_two_processes_purge_each_session_once(database_url: str) -> None:
     assert sum(t["expired"] for t in totals) == 300  # each session expired exactly once
     assert sum(t["purged"] for t in totals) == 300  # and purged exactly once
     assert counts(database_url) == (0, 0)
+    # one runner at a time: no run of one process overlaps a run of the other
+    ours, theirs = (t["intervals"] for t in totals)
+    assert ours and theirs, totals  # both won the lock sometimes
+    overlaps = [(a, b) for a in ours for b in theirs if a[0] < b[1] and b[0] < a[1]]
+    assert overlaps == []
+
+
+HOLD_THE_LOCK = """
+import sys, time
+from tokenwheel.store.database import make_engine
+from tokenwheel.store.locks import purge_lock
+with purge_lock(make_engine(sys.argv[1])) as won:
+    print("won" if won else "lost", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_process_holding_the_lock_keeps_others_out_even_when_it_dies(
+    database_url: str,
+) -> None:
+    """While one process holds the purge lock, another skips the purge; when the holder
+    is killed (SIGKILL, mid-purge), the lock goes with it and the next run purges."""
+    seed_idle_sessions(database_url, 5, timedelta(hours=2))
+    engine = make_engine(database_url)
+    settings = Settings(database_url=database_url, session_ttl=60, retention=0)
+    service = SessionService(SqlEventStore(engine), models=None, settings=settings)  # type: ignore[arg-type]
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, database_url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "won"
+            assert run_purge(service, engine) is None  # skipped: the lock is taken
+            assert counts(database_url) == (10, 5)
+            holder.kill()
+            holder.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            result = run_purge(service, engine)
+            while result is None and time.monotonic() < deadline:  # PostgreSQL notices
+                time.sleep(0.1)  # the dead connection a moment later
+                result = run_purge(service, engine)
+            assert result == (5, 5)
+            assert counts(database_url) == (0, 0)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+    engine.dispose()
 
 
 def test_scheduler_runs_the_purge_in_the_app(sqlite_url: str, tmp_path: Path) -> None:
@@ -193,7 +244,7 @@ def test_a_purge_that_crashes_halfway_leaves_whole_sessions_and_the_next_run_fin
             store.purge(datetime.now(UTC), batch_size=25)  # batches 1, 2 commit; 3 dies
         crash.remove()
         assert assert_consistent(engine) == 120 - 2 * 25
-        result = run_purge(service, engine)  # the lock was released by the failed run
+        result = run_purge(service, engine)  # a later run finishes what the crash left
         assert result == (0, 70)
         assert assert_consistent(engine) == 0
     finally:

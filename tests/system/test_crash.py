@@ -146,16 +146,31 @@ def test_sigkill_mid_load_loses_no_committed_event(
         for student in students:
             student.client.close()
             student.client = Client(server.port)
-            if student.in_flight is not None:  # retry it with the same key
+            path = f"/api/sessions/{student.session_id}"
+            found = student.client.request("GET", path)
+            assert found.status == 200
+            before = student.last
+            if student.in_flight is None:
+                assert state_of(found.body) == before, student.session_id
+            else:
+                # The request the kill interrupted either committed whole (one event
+                # more than the client saw) or not at all; its retry with the same key
+                # must say which, and agree with what is stored.
                 in_flight += 1
-                mutation = student.in_flight
-                r = student.send(mutation)
+                committed = found.body["version"] == before["version"] + 1
+                assert committed or state_of(found.body) == before, student.session_id
+                r = student.send(student.in_flight)
                 assert r.status in (200, 400), r.body  # 400: e.g. nothing left to undo
-                replayed += r.headers.get("idempotent-replayed") == "true"
-            r = student.client.request("GET", f"/api/sessions/{student.session_id}")
+                was_replayed = r.headers.get("idempotent-replayed") == "true"
+                assert was_replayed == committed, (student.session_id, committed)
+                if committed:
+                    replayed += 1
+                    assert state_of(r.body) == state_of(found.body)
+            r = student.client.request("GET", path)
             assert r.status == 200
             assert state_of(r.body) == student.last, student.session_id
             student.client.close()
+        assert in_flight >= 1  # the kill did land in the middle of requests
 
         engine = make_engine(url)
         store = SqlEventStore(engine)
