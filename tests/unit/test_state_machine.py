@@ -1,5 +1,6 @@
-"""Random command sequences against the service match a simple reference model, and
-replaying the stored events after every step gives exactly the live state.
+"""Random command sequences against the service match a simple reference model; after
+every step the stored events replay to exactly the state the last answer showed, and
+to the state the service serves next (from its snapshots).
 
 Runs on the in-memory store and on SQLite, with a fixed seed (derandomize) and bounded
 examples and steps, so it takes seconds and finds the same things every run.
@@ -77,6 +78,7 @@ class SessionMachine(RuleBasedStateMachine):
             self.make_store(), self.models, SETTINGS, rng=random.Random(0)
         )
         self.expected: dict[str, Expected] = {}
+        self.seen: dict[str, d.SessionState] = {}  # the state each last answer showed
         self.last_keyed: tuple[str, str, int, int] | None = None  # session, key, token, version
         self.keys = 0
 
@@ -100,8 +102,10 @@ class SessionMachine(RuleBasedStateMachine):
 
     @rule(target=sessions)
     def create(self) -> str:
-        sid = self.service.create_session().session_id
+        view = self.service.create_session()
+        sid = view.session_id
         self.expected[sid] = Expected()
+        self.seen[sid] = view.state
         return sid
 
     @rule(sid=sessions, prompt=st.sampled_from(PROMPTS))
@@ -112,6 +116,7 @@ class SessionMachine(RuleBasedStateMachine):
                 self.service.set_prompt(sid, prompt)
             return
         result = self.service.set_prompt(sid, prompt)
+        self.seen[sid] = result.view.state
         e.prompt, e.prompt_ids, e.generated = prompt, self.encode(prompt), []
         e.version += 1
         assert result.token_count == len(e.prompt_ids)
@@ -129,6 +134,7 @@ class SessionMachine(RuleBasedStateMachine):
                 self.service.append_token(sid, request, idempotency=key)
             return
         result = self.service.append_token(sid, request, idempotency=key)
+        self.seen[sid] = result.view.state
         e = self.expected[sid]
         e.generated.append(token_id)
         e.version += 1
@@ -144,7 +150,9 @@ class SessionMachine(RuleBasedStateMachine):
             with pytest.raises(error):
                 self.service.append_token(sid, request)
             return
-        token = self.service.append_token(sid, request).token
+        result = self.service.append_token(sid, request)
+        self.seen[sid] = result.view.state
+        token = result.token
         assert token.sampled_from_other and token.category == "other"
         assert token.probability < OTHER_THRESHOLD
         e = self.expected[sid]
@@ -158,8 +166,9 @@ class SessionMachine(RuleBasedStateMachine):
             with pytest.raises(SessionNotFound if e.deleted else NothingToUndo):
                 self.service.undo(sid)
             return
-        removed = self.service.undo(sid).removed
-        assert removed.token_id == e.generated.pop()
+        result = self.service.undo(sid)
+        self.seen[sid] = result.view.state
+        assert result.removed.token_id == e.generated.pop()
         e.version += 1
 
     @rule(sid=sessions)
@@ -207,6 +216,9 @@ class SessionMachine(RuleBasedStateMachine):
                 with pytest.raises(SessionNotFound):
                     self.service.get_session(sid)
                 continue
+            # what the last answer showed is what the stored events replay to, and what
+            # the service serves now (from its snapshot) is the same again
+            assert self.seen[sid] == replayed
             live = self.service.get_session(sid).state
             assert live == replayed
             assert (live.prompt, live.prompt_token_ids) == (e.prompt, e.prompt_ids)
