@@ -104,7 +104,6 @@ class Server:
             "TOKENWHEEL_OFFLINE": "true",
             "TOKENWHEEL_DEFAULT_MODEL": BUNDLED,
             "TOKENWHEEL_MODEL_CACHE_DIR": str(MODEL_CACHE),
-            "TOKENWHEEL_TORCH_THREADS": "2",
             **self.env,
         }
         self.log = self.workdir / f"server-{self.starts}.log"

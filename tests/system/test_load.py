@@ -1,8 +1,12 @@
-"""A class over HTTP: ten students spin the wheel against a real server for a bounded
-time (127.0.0.1 only, default limits, one address as behind a school's NAT, PostgreSQL).
+"""A class over HTTP: thirty students spin the wheel against a real server for a bounded
+time (127.0.0.1 only, default limits, one address as behind a school's NAT), on SQLite and
+on PostgreSQL.
 
-No 5xx, no 429 from the default limits, and the server stored exactly the events the
-students saw succeed. The access log never shows a whole session id.
+Some students double-click: the same change sent twice at the same instant on two
+connections, either with one Idempotency-Key (both answers must be the first one, one
+event stored) or with the same If-Match version (one wins, the other is a 409 that stores
+nothing). No 5xx, no 429 from the default limits, and the server stored exactly the
+events the students saw succeed. The access log never shows a whole session id.
 """
 
 from __future__ import annotations
@@ -12,45 +16,81 @@ import random
 import statistics
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.system.server import Client, Server
+from tests.system.server import Client, Response, Server
 from tokenwheel.store.database import make_engine
 from tokenwheel.store.tables import events
 
-STUDENTS = 10
-SECONDS = 10.0
+STUDENTS = 30
+SECONDS = 12.0
+DOUBLE_CLICKS = 0.1  # of the appends
 PROMPTS = ["The cat sat on the", "Once upon a time", "The best thing about school is"]
 
 
 @dataclass
 class Tally:
     session_id: str = ""
-    events: int = 0  # mutations that succeeded: each stored exactly one event
+    events: int = 0  # changes that were applied: each stored exactly one event
     statuses: Counter[int] = field(default_factory=Counter)
     waits: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    replays: int = 0  # double clicks answered from the stored first response
+    conflicts: int = 0  # double clicks refused with 409
 
 
 def student(port: int, seed: int, deadline: float, tally: Tally) -> None:
     rng = random.Random(seed)
-    client = Client(port)
+    client, second = Client(port), Client(port)
 
-    def call(method: str, path: str, body: object = None) -> object:
+    def timed(c: Client, method: str, path: str, body: Any, headers: dict[str, str]) -> Response:
         started = time.perf_counter()
-        r = client.request(method, path, body)
+        r = c.request(method, path, body, headers)
         tally.waits.append(time.perf_counter() - started)
         tally.statuses[r.status] += 1
-        if r.status in (200, 201) and method == "POST":
-            tally.events += 1
-        if r.status in (200, 201) and method == "DELETE":
+        return r
+
+    def call(method: str, path: str, body: object = None) -> Any:
+        r = timed(client, method, path, body, {})
+        if r.status in (200, 201) and method in ("POST", "DELETE"):
             tally.events += 1
         return r.body if r.status in (200, 201) else None
+
+    def double_click(path: str, body: object, version: int) -> None:
+        """The same append, twice at once, on two connections."""
+        keyed = rng.random() < 0.5
+        headers = (
+            {"Idempotency-Key": str(uuid.uuid4())} if keyed else {"If-Match": f'W/"{version}"'}
+        )
+        answers: list[Response] = []
+        barrier = threading.Barrier(2)
+
+        def click(c: Client) -> None:
+            barrier.wait()
+            answers.append(timed(c, "POST", path, body, headers))
+
+        other = threading.Thread(target=click, args=(second,))
+        other.start()
+        click(client)
+        other.join(timeout=60)
+        statuses = sorted(a.status for a in answers)
+        if keyed:  # both get the first answer; one event
+            assert statuses == [200, 200] and answers[0].body == answers[1].body, statuses
+            assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 1
+            tally.replays += 1
+        else:  # one wins; the other decided on a version that is gone
+            assert statuses == [200, 409], statuses
+            loser = next(a for a in answers if a.status == 409)
+            assert loser.body["version"] == version + 1
+            tally.conflicts += 1
+        tally.events += 1
 
     try:
         created = call("POST", "/api/sessions", {})
@@ -71,7 +111,10 @@ def student(port: int, seed: int, deadline: float, tally: Tally) -> None:
             else:
                 pick = rng.choice(wheel["above_threshold_tokens"] or [{"token_id": 13}])
                 body = {"token_id": pick["token_id"]}
-                if call("POST", f"{url}/append-token", body) is not None:
+                if rng.random() < DOUBLE_CLICKS:
+                    double_click(f"{url}/append-token", body, wheel["version"])
+                    generated += 1
+                elif call("POST", f"{url}/append-token", body) is not None:
                     generated += 1
             if generated > 40:  # start a new text now and then
                 call("POST", f"{url}/set-prompt", {"prompt": rng.choice(PROMPTS)})
@@ -80,11 +123,16 @@ def student(port: int, seed: int, deadline: float, tally: Tally) -> None:
         tally.errors.append(repr(exc))
     finally:
         client.close()
+        second.close()
 
 
 @pytest.mark.server
-def test_a_class_of_ten_over_http(pg_url: str, tmp_path: Path) -> None:
-    server = Server(pg_url, tmp_path)  # default limits
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_class_of_thirty_over_http(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
+    server = Server(url, tmp_path)  # default limits
     server.start()
     try:
         tallies = [Tally() for _ in range(STUDENTS)]
@@ -97,15 +145,17 @@ def test_a_class_of_ten_over_http(pg_url: str, tmp_path: Path) -> None:
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout=SECONDS + 120)
+            t.join(timeout=SECONDS + 180)
         elapsed = time.monotonic() - started
         assert not any(t.is_alive() for t in threads)
         assert [t.errors for t in tallies] == [[]] * STUDENTS
         statuses = sum((t.statuses for t in tallies), Counter())
         assert not [s for s in statuses if s >= 500], statuses
-        assert set(statuses) <= {200, 201}, statuses  # no 409, no 429 at default limits
+        conflicts = sum(t.conflicts for t in tallies)
+        assert statuses[409] == conflicts  # only the double clicks that lost
+        assert set(statuses) <= {200, 201, 409}, statuses  # no 429 at default limits
 
-        engine = make_engine(pg_url)
+        engine = make_engine(url)
         with engine.connect() as conn:
             stored = dict(
                 conn.execute(
@@ -122,10 +172,12 @@ def test_a_class_of_ten_over_http(pg_url: str, tmp_path: Path) -> None:
 
         waits = sorted(w for t in tallies for w in t.waits)
         requests = len(waits)
+        replays = sum(t.replays for t in tallies)
         print(
-            f"load: {STUDENTS} students, {requests} requests in {elapsed:.1f} s "
+            f"load on {backend}: {STUDENTS} students, {requests} requests in {elapsed:.1f} s "
             f"({requests / elapsed:.1f}/s), statuses {dict(statuses)}, "
-            f"median wait {statistics.median(waits) * 1000:.0f} ms, "
+            f"double clicks {replays} keyed (answered once, stored once) and {conflicts} "
+            f"by version (409), median wait {statistics.median(waits) * 1000:.0f} ms, "
             f"p95 {waits[int(0.95 * (requests - 1))] * 1000:.0f} ms, "
             f"{sum(stored.values())} events stored = {sum(t.events for t in tallies)} "
             "successes seen, 5xx 0, events lost 0"
