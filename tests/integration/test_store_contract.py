@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from tokenwheel.domain import session as d
-from tokenwheel.domain.errors import VersionConflict
+from tokenwheel.domain.errors import SessionNotFound, VersionConflict
 from tokenwheel.domain.events import Event
 from tokenwheel.store import migrate
 from tokenwheel.store.database import make_engine
@@ -149,6 +149,22 @@ def test_a_write_failing_late_rolls_back_the_whole_append(store) -> None:  # typ
     assert store.get_idempotency(sid(1), "k-1") is None
     store.append(batch, after_first.version, d.summarize(after), key)  # now it goes in
     assert [e.version for e in store.load(sid(1))] == [1, 2, 3, 4, 5]
+
+
+def test_appends_to_an_expired_or_purged_session_are_refused(store) -> None:  # type: ignore[no-untyped-def]
+    """The service checks a session is active before deciding, but the purge job may
+    expire or delete it in between: the append itself must refuse, store nothing, and
+    never leave an event whose session the index no longer knows."""
+    state = new_session(store)
+    late = d.append_token(state, choice(5), T0, 9)
+    store.expire_idle(T0 + timedelta(hours=2), 60)  # expired while the request ran
+    with pytest.raises(SessionNotFound):
+        store.append(late, state.version, d.summarize(d.apply(state, late[0])))
+    assert [e.version for e in store.load(sid(1))] == [1, 2]
+    store.purge(T0 + timedelta(hours=3))  # and purged
+    with pytest.raises(SessionNotFound):
+        store.append(late, state.version, d.summarize(d.apply(state, late[0])))
+    assert store.load(sid(1)) == [] and store.get_record(sid(1)) is None
 
 
 def test_threads_racing_on_one_session_lose_and_duplicate_nothing(store) -> None:  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ from .records import (
     SessionQuery,
     SessionRecord,
     check_batch,
+    check_live,
     record_from_summary,
 )
 
@@ -48,6 +49,7 @@ class InMemoryEventStore:
         check_batch(new_events, expected_version)
         session_id = new_events[0].session_id
         with self._lock:
+            check_live(session_id, expected_version, self._records.get(session_id))
             stream = self._streams.get(session_id, [])
             current = stream[-1].version if stream else 0
             if current != expected_version:

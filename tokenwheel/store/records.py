@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from tokenwheel.domain.errors import SessionNotFound, VersionConflict
 from tokenwheel.domain.events import Event
 from tokenwheel.domain.session import SessionSummary
 
@@ -129,6 +130,16 @@ def record_from_summary(
         generated_count=summary.generated_count,
         undo_count=summary.undo_count,
     )
+
+
+def check_live(session_id: str, expected_version: int, previous: SessionRecord | None) -> None:
+    """A new stream needs no index row yet; any other append needs its session active (the
+    purge job may have expired or deleted it since the service looked)."""
+    if expected_version == 0:
+        if previous is not None:
+            raise VersionConflict(session_id, 0, previous.version)
+    elif previous is None or previous.status != ACTIVE:
+        raise SessionNotFound("Session does not exist or has expired.")
 
 
 def check_batch(new_events: Sequence[Event], expected_version: int) -> None:

@@ -25,6 +25,7 @@ from .records import (
     SessionQuery,
     SessionRecord,
     check_batch,
+    check_live,
     record_from_summary,
 )
 from .tables import events, idempotency_keys, session_index
@@ -49,6 +50,11 @@ class SqlEventStore:
         session_id = new_events[0].session_id
         try:
             with write_connection(self.engine) as conn, conn.begin():
+                # The index row first, locked (PostgreSQL; SQLite's BEGIN IMMEDIATE has
+                # locked the database): the purge locks it too before deleting, so an
+                # append and a purge of one session never interleave.
+                previous = self._record(conn, session_id, lock=True)
+                check_live(session_id, expected_version, previous)
                 current = conn.execute(
                     sa.select(sa.func.max(events.c.version)).where(
                         events.c.session_id == session_id
@@ -71,7 +77,6 @@ class SqlEventStore:
                         for e in new_events
                     ],
                 )
-                previous = self._record(conn, session_id)
                 record = record_from_summary(summary, new_events[-1].occurred_at, previous)
                 self._write_record(conn, record, insert=previous is None)
                 if idempotency is not None:
@@ -130,6 +135,7 @@ class SqlEventStore:
                             session_index.c.expired_at <= cutoff,
                         )
                         .limit(batch_size)
+                        .with_for_update()  # an append to one of them waits, then refuses
                     )
                     .scalars()
                     .all()
@@ -175,10 +181,11 @@ class SqlEventStore:
             return self._record(conn, session_id)
 
     @staticmethod
-    def _record(conn: sa.Connection, session_id: str) -> SessionRecord | None:
-        row = conn.execute(
-            sa.select(session_index).where(session_index.c.session_id == session_id)
-        ).first()
+    def _record(conn: sa.Connection, session_id: str, lock: bool = False) -> SessionRecord | None:
+        query = sa.select(session_index).where(session_index.c.session_id == session_id)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
         return SessionRecord(**row._asdict()) if row else None
 
     def get_idempotency(self, session_id: str, key: str) -> IdempotencyRecord | None:
