@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from tests.api.conftest import Student, make_app
 from tests.api.test_errors import assert_error, event_count
 from tests.fakes import FakeModels
+from tokenwheel.inference.types import ModelUnavailableError
 from tokenwheel.redaction import redact_session_ids
 from tokenwheel.settings import Settings
 
@@ -168,6 +169,54 @@ def test_security_headers_on_every_response(fake_client: FlaskClient) -> None:
     # Swagger UI starts with an inline script: that page alone allows inline code
     assert "script-src 'self' 'unsafe-inline'" in docs.headers["Content-Security-Policy"]
     assert docs.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_security_headers_on_pages_files_and_every_kind_of_error(settings: Settings) -> None:
+    app = app_with(settings, rate_limit="5/minute", max_body_bytes=1024)
+    client = app.test_client()
+    student = Student(client)
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("unexpected")
+
+    app.extensions["tokenwheel.service"].statistics = fails
+    responses = {
+        "page": client.get("/"),
+        "teacher page": client.get("/teacher"),
+        "static file": client.get("/static/app.js"),
+        "405": client.put("/api/sessions"),
+        "413": client.post(
+            f"{student.url}/set-prompt", data="x" * 2048, content_type="application/json"
+        ),
+        "500": client.get(f"{student.url}/statistics"),
+    }
+    while (r := client.get("/api/models")).status_code != 429:
+        pass
+    responses["429"] = r
+    for name, r in responses.items():
+        expected = int(name) if name.isdigit() else 200
+        assert r.status_code == expected, name
+        assert r.headers["X-Content-Type-Options"] == "nosniff", name
+        assert r.headers["Referrer-Policy"] == "no-referrer", name
+        csp = r.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "unsafe-inline" not in csp, name
+        r.close()
+
+
+def test_unavailable_and_not_ready_say_when_to_come_back(settings: Settings) -> None:
+    app = app_with(settings)
+    client = app.test_client()
+    r = client.get("/api/ready")  # the fake model is not loaded until first use
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+    models = app.extensions["tokenwheel.models"]
+
+    def gone(model_id: str) -> None:
+        raise ModelUnavailableError(f"Model {model_id!r} failed to load: no file")
+
+    models.get = gone
+    r = client.post("/api/sessions", json={})
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+    assert "failed to load" in r.json["message"]
 
 
 def test_cors_is_off_by_default(fake_client: FlaskClient) -> None:

@@ -42,13 +42,14 @@ def test_every_session_response_carries_the_version_and_its_etag(
         ("post", f"{url}/set-prompt", {"prompt": "The cat"}),
         ("get", f"{url}/next-token-probs", None),
         ("post", f"{url}/append-token", {"token_id": 4}),
+        ("get", f"{url}/statistics", None),
         ("post", f"{url}/undo", None),
         ("delete", url, None),
     ]:
         r = getattr(fake_client, method)(path, json=body)
         assert r.status_code == 200, (path, r.json)
         seen.append((r.json["version"], r.headers["ETag"]))
-    assert seen == [(v, f'W/"{v}"') for v in (1, 1, 2, 2, 3, 4, 5)]
+    assert seen == [(v, f'W/"{v}"') for v in (1, 1, 2, 2, 3, 3, 4, 5)]
 
 
 @pytest.mark.parametrize("tag", ['W/"2"', '"2"', "2", ' W/"2" '])

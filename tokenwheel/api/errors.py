@@ -37,6 +37,11 @@ from .requests import request_id
 
 log = logging.getLogger(__name__)
 
+# seconds: a model that failed to load is tried again after this long
+MODEL_RETRY_AFTER = 60
+# seconds: how soon a load balancer may ask /api/ready again (a model loads in 2-40 s)
+READY_RETRY_AFTER = 5
+
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     InvalidCommand: 400,
     PromptNotSet: 400,
@@ -135,6 +140,9 @@ def register_error_handlers(app: Flask) -> None:
             body["current_text"] = error.current_text
         if isinstance(error, Overloaded):
             headers["Retry-After"] = str(error.retry_after)
+        elif isinstance(error, ModelUnavailable):
+            # a model that could not load is tried again after AVAILABILITY_TTL (60 s)
+            headers["Retry-After"] = str(MODEL_RETRY_AFTER)
         if isinstance(error, VersionConflict) and error.actual is not None:
             body["version"] = error.actual
             headers["ETag"] = etag(error.actual)

@@ -8,6 +8,7 @@ from flask import jsonify
 
 from . import schemas as s
 from .blueprint import Blueprint
+from .errors import READY_RETRY_AFTER
 from .sessions import service
 
 blp = Blueprint(
@@ -47,4 +48,4 @@ def ready() -> Any:
         return body
     failed = ", ".join(name for name, value in readiness.checks.items() if value != "ok")
     body.update(error="Not ready", message=f"Not ready: {failed}.")
-    return jsonify(s.NotReadySchema().dump(body)), 503
+    return jsonify(s.NotReadySchema().dump(body)), 503, {"Retry-After": str(READY_RETRY_AFTER)}

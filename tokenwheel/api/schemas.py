@@ -493,6 +493,7 @@ class TextStatisticsSchema(Schema):
 
 class SessionStatisticsSchema(TextStatisticsSchema):
     session_id = fields.String(required=True)
+    version = _version()
     model_name = fields.String(required=True)
     class_code = fields.String(required=True, allow_none=True)
     prompt = fields.String(required=True, allow_none=True)

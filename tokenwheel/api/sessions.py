@@ -163,9 +163,9 @@ def get_session(session_id: str) -> Any:
 
 
 @blp.route("/<session_id>/statistics", methods=["GET"], needs_model=False)
-@blp.response(200, s.SessionStatisticsSchema)
+@blp.response(200, s.SessionStatisticsSchema, headers=ETAG_HEADER)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
-def statistics(session_id: str) -> dict[str, Any]:
+def statistics(session_id: str) -> Any:
     """Statistics of this session
 
     Over the tokens in the current text: how many, their average probability, how many
@@ -173,7 +173,7 @@ def statistics(session_id: str) -> dict[str, Any]:
     (exp(-mean log-probability), at the temperatures used), and how often the most likely
     token was chosen. `tokens_appended` and `undo_count` also count undone tokens.
     """
-    return statistics_body(service().statistics(session_id))
+    return versioned(statistics_body(service().statistics(session_id)))
 
 
 @blp.route("/<session_id>", methods=["DELETE"], needs_model=False)

@@ -74,6 +74,7 @@ def _perplexity(log_probability: float, n: int) -> float | None:
 @dataclass(frozen=True)
 class SessionStatistics:
     session_id: str
+    version: int  # the session's version the statistics are of
     model_name: str
     class_code: str | None
     prompt: str | None
@@ -101,6 +102,7 @@ def session_statistics(events: Sequence[Event]) -> SessionStatistics:
     state = _final_state(events)
     return SessionStatistics(
         session_id=state.session_id,
+        version=state.version,
         model_name=state.model_name,
         class_code=state.class_code,
         prompt=state.prompt,
