@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import uuid
@@ -58,6 +59,29 @@ def test_an_oversized_body_is_413_json(settings: Settings) -> None:
     body = assert_error(r, 413)
     assert body["error"] == "Request too large" and "2048" in body["message"]
     assert models.encoded == 0 and event_count(app) == 1
+
+
+def test_a_streamed_body_past_the_limit_is_413_too(settings: Settings) -> None:
+    """Sent chunked (no Content-Length), as gunicorn passes it on: werkzeug stops reading
+    at the limit without a word, which would have cut the JSON and answered 400."""
+    models = CountingModels()
+    app = app_with(settings, models, max_body_bytes=2048)
+    student = Student(app.test_client())
+    chunked = {"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}
+
+    def streamed(body: bytes) -> Any:
+        return student.client.post(
+            f"{student.url}/set-prompt",
+            input_stream=io.BytesIO(body),
+            content_type="application/json",
+            environ_overrides=chunked,
+        )
+
+    body = assert_error(streamed(json.dumps({"prompt": "The cat " * 400}).encode()), 413)
+    assert body["error"] == "Request too large"
+    assert models.encoded == 0 and event_count(app) == 1
+    r = streamed(json.dumps({"prompt": "The cat"}).encode())  # a small one goes through
+    assert r.status_code == 200 and r.json["current_text"] == "The cat"
 
 
 def test_an_oversized_prompt_never_reaches_the_model(settings: Settings) -> None:

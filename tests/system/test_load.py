@@ -165,6 +165,20 @@ def test_a_class_of_thirty_over_http(
         engine.dispose()
         assert stored == {t.session_id: t.events for t in tallies}  # nothing lost or extra
 
+        # a body with no Content-Length (chunked) is cut off at the limit too: 413, JSON
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        chunks = (b"x" * 8192 for _ in range(16))  # 128 KiB, over the 64 KiB default
+        conn.request(
+            "POST",
+            f"/api/sessions/{tallies[0].session_id}/set-prompt",
+            body=chunks,
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+        answer = conn.getresponse()
+        assert answer.status == 413 and b'"error"' in answer.read()
+        conn.close()
+
         log = server.output()
         assert "GET /api/sessions/" in log  # the access log was on
         for t in tallies:
