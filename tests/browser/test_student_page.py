@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.browser.conftest import PageWatch, Server, open_page, screenshot
 
@@ -44,6 +44,20 @@ def assert_pointer_at(page: Page, angle: float) -> None:
     assert abs(off) < 1e-6, (stopped, angle)
 
 
+# The wedge drawn just inside the rim under the pointer's tip, found by the browser's own
+# hit test on the screen (labels and rings let the pointer through).
+UNDER_THE_POINTER = """() => {
+  const svg = document.getElementById("wheel");
+  svg.scrollIntoView({block: "start"});  // hit tests see only what is on the screen
+  const m = svg.getScreenCTM();
+  const at = new DOMPoint(0, -88).matrixTransform(m);  // the pointer's tip is at (0, -95)
+  const wedge = document.elementsFromPoint(at.x, at.y)
+    .map((node) => node.closest && node.closest(".wedge")).find(Boolean);
+  return wedge ? {index: Number(wedge.dataset.index), landed: wedge.classList.contains("landed"),
+                  token: wedge.dataset.tokenId ?? null} : null;
+}"""
+
+
 def test_a_student_spins_picks_undoes_and_changes_the_temperature(
     desk: tuple[Page, PageWatch], server: Server
 ) -> None:
@@ -67,10 +81,26 @@ def test_a_student_spins_picks_undoes_and_changes_the_temperature(
     screenshot(page, "student-wheel")
 
     # Spin: the server draws; the wheel stops where the draw fell; the token joins the text.
+    # The next wheel is held back, so the stopped wheel can be looked at on the screen.
+    held: list[Route] = []
+    page.route(re.compile(r"/next-token-probs"), lambda route: held.append(route))
     with page.expect_response(re.compile(r"/spin$")) as spun:
         page.click("#spin")
     body = spun.value.json()
     expect(chips(page)).to_have_count(1)
+    page.wait_for_function("() => document.querySelector('#wheel .wedge.landed') !== null")
+    under = page.evaluate(UNDER_THE_POINTER)
+    assert under == {
+        "index": body["landed"]["wedge_index"],
+        "landed": True,
+        "token": str(body["appended_token"]["token_id"])
+        if body["landed"]["wedge"] == "token"
+        else None,
+    }, (under, body["landed"])
+    screenshot(page, "student-stopped")
+    page.unroute(re.compile(r"/next-token-probs"))
+    for route in held:
+        route.continue_()
     idle(page)
     token = body["appended_token"]
     assert chips(page).first.get_attribute("data-token-id") == str(token["token_id"])
@@ -185,6 +215,74 @@ def test_errors_are_explained(desk: tuple[Page, PageWatch], server: Server) -> N
     expect(message).to_contain_text("still loading")
 
     assert watch.expected_failures_only({404, 429, 503}) == []
+    assert watch.outside == []
+
+
+def test_mouse_space_another_tab_and_failures(desk: tuple[Page, PageWatch], server: Server) -> None:
+    """A wedge picked by mouse and by Space; the text's chips coloured by probability with
+    visible spaces; a change from another tab while the student chose (409: the page
+    shows the session as it is now); a 400 and a lost connection explained."""
+    page, watch = desk
+    session = start(page, server)
+    message = page.locator("#message")
+
+    # the mouse: the first wedge (the most likely token) joins the text
+    first = page.locator("#wheel .wedge").first
+    first_token = first.get_attribute("data-token-id")
+    first.click()
+    expect(chips(page)).to_have_count(1)
+    idle(page)
+    assert chips(page).first.get_attribute("data-token-id") == first_token
+    # Space on a focused wedge picks too
+    page.locator("#wheel .wedge").nth(1).focus()
+    picked = page.evaluate("document.activeElement.dataset.tokenId ?? 'other'")
+    page.keyboard.press(" ")
+    expect(chips(page)).to_have_count(2)
+    idle(page)
+    if picked != "other":
+        assert chips(page).nth(1).get_attribute("data-token-id") == picked
+
+    # chips: coloured by probability (likelier is another colour), spaces made visible
+    history = server.request("GET", f"/api/sessions/{session}")["token_history"]
+    colours = [chips(page).nth(i).evaluate("c => c.style.backgroundColor") for i in range(2)]
+    if history[0]["probability"] != history[1]["probability"]:
+        assert colours[0] != colours[1]
+    spaced = [i for i, t in enumerate(history) if t["token_text"].startswith(" ")]
+    for i in spaced:
+        assert chips(page).nth(i).inner_text().startswith("·")
+
+    # another tab appends while this one shows the wheel: the choice here is refused and
+    # the page shows the session as it is now
+    other_tab = server.request(
+        "POST", f"/api/sessions/{session}/append-token", {"category": "other"}
+    )
+    page.locator("#wheel .wedge").first.click()
+    expect(message).to_contain_text("Changed elsewhere")
+    expect(chips(page)).to_have_count(3)
+    idle(page)
+    assert chips(page).nth(2).get_attribute("data-token-id") == str(
+        other_tab["appended_token"]["token_id"]
+    )
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == other_tab["version"]
+    screenshot(page, "student-conflict")
+
+    # a refused request says what the server said; a lost connection says so
+    page.route(
+        re.compile(r"/append-token$"),
+        lambda route: route.fulfill(
+            status=400, json={"error": "Invalid request", "message": "token_id is not valid."}
+        ),
+    )
+    page.locator("#wheel .wedge").first.click()
+    expect(message).to_contain_text("token_id is not valid.")
+    page.unroute(re.compile(r"/append-token$"))
+    page.route(re.compile(r"/undo$"), lambda route: route.abort("connectionrefused"))
+    page.click("#undo")
+    expect(message).to_contain_text("No connection")
+    expect(message).to_contain_text("does not answer")
+    assert watch.expected_failures_only({400, 409}) == [
+        e for e in watch.errors if "ERR_CONNECTION_REFUSED" in e
+    ]
     assert watch.outside == []
 
 

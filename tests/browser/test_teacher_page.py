@@ -19,6 +19,7 @@ from tests.browser.conftest import (
     Server,
     screenshot,
 )
+from tokenwheel import exports
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -214,3 +215,89 @@ def test_an_api_switched_off_and_a_lost_server_are_explained(
     assert watch.outside == []
     errors = watch.expected_failures_only({403})
     assert all("ERR_FAILED" in e for e in errors), errors
+
+
+def test_a_lesson_made_on_the_student_page_is_stepped_through_on_the_teacher_page(
+    desk: tuple[Page, PageWatch], server: Server
+) -> None:
+    """One flow, in one browser: a student joins a class on the student page, spins,
+    picks a wedge by keyboard and undoes; the teacher page finds that very session by its
+    class code, steps through it (the spin's wheel with its landed wedge outlined), shows
+    the class and downloads the class as CSV; a rate limit is explained with its wait."""
+    page, watch = desk
+    class_code = f"st-{uuid.uuid4().hex[:6]}"
+    page.goto(server.url + "/")
+    expect(page.locator("#model")).to_have_value("smollm2-135m")
+    page.fill("#class-code", class_code)
+    page.fill("#prompt", PROMPT)
+    page.click("#start")
+    expect(page.locator("#wheel .wedge").first).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-busy", "false")
+    sid = page.locator("body").get_attribute("data-session")
+    assert sid
+    with page.expect_response("**/spin") as spun:
+        page.click("#spin")
+    spin = spun.value.json()
+    expect(page.locator("#text .tok")).to_have_count(1)
+    expect(page.locator("body")).to_have_attribute("data-busy", "false")
+    page.locator("#wheel .wedge").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    expect(page.locator("#text .tok")).to_have_count(2)
+    expect(page.locator("body")).to_have_attribute("data-busy", "false")
+    page.click("#undo")
+    expect(page.locator("#text .tok")).to_have_count(1)
+    expect(page.locator("body")).to_have_attribute("data-busy", "false")
+
+    page.goto(server.url + "/teacher")
+    page.fill("#token", TEACHER_TOKEN)
+    page.click("#sign-in")
+    page.fill("#filter-class", class_code)
+    page.click("#search")
+    rows = page.locator("#session-rows tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-session-id", sid)
+    rows.first.get_by_role("button", name=f"Open session {sid[:8]}").click()
+    timeline = page.locator("#timeline li")
+    expect(timeline).to_have_count(5)  # created, prompt, spin, pick, undo
+    assert timeline.evaluate_all("items => items.map(i => i.dataset.type)") == [
+        "SessionCreated",
+        "SetPrompt",
+        "TokenAppended",
+        "TokenAppended",
+        "Undone",
+    ]
+    expect(page.locator('#timeline li[data-version="3"]')).to_contain_text("spun")
+    expect(page.locator('#timeline li[data-version="4"]')).to_have_class("undone")
+    page.locator('#timeline li[data-version="3"] button').click()
+    expect(page.locator("#wheel")).to_have_attribute("data-version", "3")
+    landed = page.locator("#wheel .wedge.landed")
+    expect(landed).to_have_count(1)
+    expect(landed).to_have_attribute("data-index", str(spin["landed"]["wedge_index"]))
+    expect(page.locator("#replay-text .tok")).to_have_count(1)
+    screenshot(page, "teacher-student-lesson")
+
+    # the class: its statistics and its CSV, which reads back as the session's events
+    expect(page.locator("#class-title")).to_have_text(f"Class {class_code}")
+    with page.expect_download() as info:
+        page.locator('.download[data-scope="class"][data-format="csv"]').click()
+    assert info.value.suggested_filename == f"class-{class_code}.csv"
+    events = exports.events_from_csv(Path(info.value.path()).read_text())
+    assert [e.version for e in events] == [1, 2, 3, 4, 5]
+    assert {e.session_id for e in events} == {sid}
+
+    # a rate limit on the teacher page says how long to wait
+    page.route(
+        "**/api/teacher/sessions?**",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "9"},
+            json={"error": "Too many requests", "message": "Slow down."},
+        ),
+    )
+    page.click("#search")
+    expect(page.locator("#message-title")).to_have_text("Too many requests")
+    expect(page.locator("#message-text")).to_contain_text("Try again in 9 s")
+
+    assert watch.outside == []
+    assert watch.expected_failures_only({429}) == []

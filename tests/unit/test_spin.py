@@ -6,6 +6,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -252,12 +253,27 @@ def test_over_many_seeded_spins_frequencies_match_the_probabilities(
     assert statistic < chi_square_bound(df)
 
 
-@pytest.mark.parametrize("wrong", [uniform_over_wedges, other_not_rescaled])
+def uniform_inside_other(prepared: distribution.Prepared, n_above: int, draw: float) -> int:
+    """The Other wedge's draw spread evenly over its tokens, ignoring their sizes."""
+    tail = prepared.order[n_above:]
+    return int(tail[min(int(draw * tail.numel()), tail.numel() - 1)])
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"),
+    [
+        ("wedge_for_draw", uniform_over_wedges),
+        ("wedge_for_draw", other_not_rescaled),
+        ("_tail_token", uniform_inside_other),
+    ],
+    ids=["uniform_over_wedges", "other_not_rescaled", "uniform_inside_other"],
+)
 def test_a_wrong_sampler_fails_the_same_bound(
     service: SessionService,
     monkeypatch: pytest.MonkeyPatch,
-    wrong: Callable[[list[float], float, float], wheel.WedgeHit],
+    name: str,
+    wrong: Callable[..., Any],
 ) -> None:
-    monkeypatch.setattr(distribution, "wedge_for_draw", wrong)
+    monkeypatch.setattr(distribution, name, wrong)
     statistic, df = chi_square(observed_frequencies(service), full_probabilities(service), SPINS)
     assert statistic > chi_square_bound(df)

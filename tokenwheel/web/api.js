@@ -84,7 +84,7 @@ export const STUDENT_ERRORS = {
   409: () => ({
     kind: "conflict",
     title: "Changed elsewhere",
-    text: "This session changed in another tab at the same moment. Try again.",
+    text: "This session changed in another tab while you chose. Here it is as it is now: choose again.",
   }),
   400: (error) =>
     /unknown field/i.test(String(error.body.errors?.class_code ?? ""))
@@ -108,12 +108,23 @@ export function explain(error, words = STUDENT_ERRORS) {
   switch (error.status) {
     case 0:
       return { kind: "network", title: error.body.error, text: message };
-    case 503:
+    case 503: {
+      const wait = seconds(error.retryAfter);
+      if (error.body.error === "Server busy") {
+        return {
+          kind: "busy",
+          title: "Server busy",
+          text: `${message} Try again ${wait === null ? "in a moment" : `in ${wait} s`}.`,
+          wait,
+        };
+      }
       return {
         kind: "unavailable",
         title: "Model loading or unavailable",
         text: message || "The model is not ready. Try again in a moment or choose another model.",
+        wait,
       };
+    }
     default:
       return {
         kind: "request",

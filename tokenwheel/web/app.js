@@ -53,6 +53,7 @@ const state = {
   prompt: null,
   history: [],
   probs: null, // the distribution the wheel shows
+  version: 0, // the session's version the page last saw; changes name it (409 if stale)
   busy: false,
   blockedUntil: 0, // rate limited until this time (ms)
   wheelRequest: 0,
@@ -109,6 +110,10 @@ function showError(error) {
   if (info.kind === "rate" && info.wait) {
     state.blockedUntil = Date.now() + info.wait * 1000;
     window.setTimeout(refreshButtons, info.wait * 1000 + 50);
+  }
+  if (info.kind === "conflict" && state.session) {
+    // another tab changed the session: show what it holds now, then let the student choose
+    window.setTimeout(() => task(reloadSession), 0);
   }
   refreshButtons();
 }
@@ -188,6 +193,7 @@ async function loadWheel() {
   const probs = await call("GET", `/api/sessions/${state.session.id}/next-token-probs?${query}`);
   if (ask !== state.wheelRequest) return; // a newer request is on its way
   state.probs = probs;
+  state.version = probs.version;
   renderWheelSummary(probs);
   wheel.draw(probs);
   renderOther(probs);
@@ -281,11 +287,13 @@ async function start(event) {
       if (classCode) body.class_code = classCode; // only when the student typed one
       const created = await call("POST", "/api/sessions", body);
       state.session = { id: created.session_id, model: created.model_name, classCode };
+      state.version = created.version;
       if (info) info.loaded = true;
       showSession();
     }
     setStatus("Setting the prompt…");
-    await call("POST", `/api/sessions/${state.session.id}/set-prompt`, { prompt });
+    const set = await call("POST", `/api/sessions/${state.session.id}/set-prompt`, { prompt });
+    state.version = set.version;
     state.prompt = prompt;
     state.history = [];
     ui.landing.hidden = true;
@@ -296,14 +304,19 @@ async function start(event) {
   });
 }
 
+// A choice is made on the wheel on screen: it names that wheel's version, so a session
+// changed meanwhile (another tab) answers 409 instead of taking a token from a wheel the
+// student never saw.
 async function append(body, verb) {
   clearMessage();
-  const { temperature, threshold } = state.probs;
+  const { temperature, threshold, version } = state.probs;
   const result = await call("POST", `/api/sessions/${state.session.id}/append-token`, {
     ...body,
     temperature,
     threshold,
+    expected_version: version,
   });
+  state.version = result.version;
   state.history = result.token_history;
   renderText();
   const token = result.appended_token;
@@ -346,7 +359,9 @@ function spin() {
     const result = await call("POST", `/api/sessions/${state.session.id}/spin`, {
       temperature,
       threshold,
+      expected_version: probs.version,
     });
+    state.version = result.version;
     const reduced = reducedMotion.matches;
     await wheel.spinTo(result.angle, reduced);
     wheel.markLanded(result.landed.wedge_index);
@@ -365,13 +380,28 @@ function undo() {
   if (!usable(ui.undo)) return;
   task(async () => {
     clearMessage();
-    const result = await call("POST", `/api/sessions/${state.session.id}/undo`);
+    const result = await call("POST", `/api/sessions/${state.session.id}/undo`, {
+      expected_version: state.version,
+    });
+    state.version = result.version;
     state.history = result.token_history;
     renderText();
     ui.landing.hidden = true;
     setStatus(`Removed ${quoted(result.removed_token.token_text)}.`);
     await loadWheel();
   });
+}
+
+// After a 409: the session as it is now (text and wheel), from the server.
+async function reloadSession() {
+  if (!state.session) return;
+  const now = await call("GET", `/api/sessions/${state.session.id}`);
+  state.version = now.version;
+  state.prompt = now.initial_prompt;
+  state.history = now.token_history;
+  ui.landing.hidden = true;
+  renderText();
+  await loadWheel();
 }
 
 let sliderTimer = 0;

@@ -2,7 +2,7 @@
 // version with the wheel the student faced at each step, class statistics, downloads.
 // It uses only the REST API under /api; the token stays in this tab's sessionStorage.
 
-import { ApiError, call, explain, fetchFile, showMessage } from "./api.js";
+import { ApiError, STUDENT_ERRORS, call, explain, fetchFile, showMessage } from "./api.js";
 import { count, percent, quoted, showToken, threshold as thresholdText } from "./format.js";
 import { chosen, describe, renderTokens } from "./tokens.js";
 import { Wheel } from "./wheel.js";
@@ -97,6 +97,7 @@ const TEACHER_ERRORS = {
     title: "Not found",
     text: message || "No such session or class: it may have been purged.",
   }),
+  429: STUDENT_ERRORS[429], // says how long to wait (Retry-After)
 };
 
 function setStatus(text) {
@@ -152,6 +153,8 @@ function renderStatistics(list, stats, extra = []) {
   stat(list, "Prompts set", count(stats.prompt_count));
   stat(list, "Average probability", maybe(stats.average_probability, percent));
   stat(list, "From Other", `${count(stats.other_count)} (${maybe(stats.other_rate, percent)})`);
+  // every pick from the Other wedge, undone and reset ones too: how often Other was chosen
+  stat(list, "Other picked", `${count(stats.other_picks)} of ${count(stats.tokens_appended)}`);
   stat(
     list,
     "Most likely token chosen",

@@ -136,7 +136,9 @@ export class Wheel {
 
   drawWedge(wedge, i) {
     const role = this.onPick ? "button" : "img";
-    const g = el("g", { class: `wedge ${wedge.kind}`, role, "data-index": i });
+    // thinner than ~1.5 units of rim (of 628): a border line would cover all its colour
+    const thin = 2 * Math.PI * R * (wedge.end - wedge.start) < 1.5 ? " thin" : "";
+    const g = el("g", { class: `wedge ${wedge.kind}${thin}`, role, "data-index": i });
     const verb = this.onPick ? "Pick " : "";
     const fill = wedge.kind === "other" ? "url(#other-hatch)" : PALETTE[i % PALETTE.length];
     el("path", { class: "slice", d: slicePath(wedge.start, wedge.end), fill }, g);
