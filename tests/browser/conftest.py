@@ -205,3 +205,19 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def start_session(page: Page, server: Server, prompt: str, class_code: str = "") -> str:
+    """On the student page: type a prompt (and a class code), press Start, wait for the
+    wheel; the new session's id."""
+    page.goto(server.url + "/")
+    expect(page.locator("#model")).to_have_value("smollm2-135m")
+    if class_code:
+        page.fill("#class-code", class_code)
+    page.fill("#prompt", prompt)
+    page.click("#start")
+    expect(page.locator("#wheel .wedge").first).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-busy", "false")
+    session = page.locator("body").get_attribute("data-session")
+    assert session
+    return session

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.browser.conftest import PageWatch, Server, open_page, screenshot
+from tests.browser.conftest import PageWatch, Server, open_page, screenshot, start_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -18,15 +18,7 @@ PROMPT = "The cat sat on the"
 
 
 def start(page: Page, server: Server, prompt: str = PROMPT) -> str:
-    page.goto(server.url + "/")
-    expect(page.locator("#model")).to_have_value("smollm2-135m")
-    page.fill("#prompt", prompt)
-    page.click("#start")
-    expect(page.locator("#wheel .wedge").first).to_be_visible()
-    expect(page.locator("body")).to_have_attribute("data-busy", "false")
-    session = page.locator("body").get_attribute("data-session")
-    assert session
-    return session
+    return start_session(page, server, prompt)
 
 
 def chips(page: Page) -> Any:

@@ -18,6 +18,7 @@ from tests.browser.conftest import (
     PageWatch,
     Server,
     screenshot,
+    start_session,
 )
 from tokenwheel import exports
 
@@ -226,15 +227,7 @@ def test_a_lesson_made_on_the_student_page_is_stepped_through_on_the_teacher_pag
     the class and downloads the class as CSV; a rate limit is explained with its wait."""
     page, watch = desk
     class_code = f"st-{uuid.uuid4().hex[:6]}"
-    page.goto(server.url + "/")
-    expect(page.locator("#model")).to_have_value("smollm2-135m")
-    page.fill("#class-code", class_code)
-    page.fill("#prompt", PROMPT)
-    page.click("#start")
-    expect(page.locator("#wheel .wedge").first).to_be_visible()
-    expect(page.locator("body")).to_have_attribute("data-busy", "false")
-    sid = page.locator("body").get_attribute("data-session")
-    assert sid
+    sid = start_session(page, server, PROMPT, class_code)
     with page.expect_response("**/spin") as spun:
         page.click("#spin")
     spin = spun.value.json()

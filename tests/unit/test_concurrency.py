@@ -195,15 +195,23 @@ def test_threads_in_one_process_take_turns_without_conflicts() -> None:
     assert service._locks.get(sid) is None  # the lock table forgets idle sessions
 
 
-def test_purge_drops_idempotency_keys_after_the_window() -> None:
-    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-    clock = [now]
-    service = SessionService(
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+def hour_window_service(clock: list[datetime]) -> SessionService:
+    """Keys kept an hour; sessions live a week; time is ``clock[0]``."""
+    return SessionService(
         InMemoryEventStore(),
         FakeModels(),
         SETTINGS.with_overrides(idempotency_window=3600, session_ttl=86400 * 7),
         clock=lambda: clock[0],
     )
+
+
+def test_purge_drops_idempotency_keys_after_the_window() -> None:
+    now = NOW
+    clock = [now]
+    service = hour_window_service(clock)
     sid = prompted(service)
     service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
     clock[0] = now + timedelta(minutes=59)
@@ -239,18 +247,12 @@ def test_readiness_checks_the_database_and_the_default_model_without_loading_it(
 def test_a_key_past_its_window_is_a_new_request() -> None:
     """Keys are dropped by the purge job; until it runs, a key older than the window must
     not answer for a new request (nor make it conflict forever)."""
-    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-    clock = [now]
-    service = SessionService(
-        InMemoryEventStore(),
-        FakeModels(),
-        SETTINGS.with_overrides(idempotency_window=3600, session_ttl=86400 * 7),
-        clock=lambda: clock[0],
-    )
+    clock = [NOW]
+    service = hour_window_service(clock)
     sid = prompted(service)
     service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
     with pytest.raises(AlreadyApplied):
         service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
-    clock[0] = now + timedelta(minutes=61)  # no purge ran
+    clock[0] = NOW + timedelta(minutes=61)  # no purge ran
     service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
     assert versions(service, sid) == [1, 2, 3, 4]

@@ -417,6 +417,38 @@ class InferenceEngine:
             self._cache_for(model).put(KVEntry(ids, storage[:, :, 0]))
         return out.logits[0, -1, : model.vocabulary_size].float().clone()
 
+    def _alone(self, rows: list[Row]) -> bool:
+        """A batch of one is a plain prefill (no padding): run it and say so."""
+        if len(rows) != 1:
+            return False
+        requests, entry, reuse = rows[0]
+        self._finish(requests, self._prefill(requests[0].model, requests[0].ids, entry, reuse))
+        return True
+
+    def _batched_forward(
+        self,
+        net: Any,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        storage: torch.Tensor,
+        filled: int,
+    ) -> Any:
+        """One padded forward pass over ``storage`` (its first ``filled`` positions set),
+        keeping the last position's logits of every row."""
+        out = net(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            **_cache_kwarg(net, _in_place_cache(net, storage, filled)),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.stats.forward_passes += 1
+        self.stats.batched_passes += 1
+        self.stats.batched_rows += int(input_ids.shape[0])
+        return out
+
     def _prefill_groups(self, rows: list[Row]) -> list[list[Row]]:
         """Prefills that can share a pass. A batched prefill leaves a masked gap between a
         row's cached prefix and its new tokens, which a sliding-window layer would count
@@ -433,9 +465,7 @@ class InferenceEngine:
         new tokens right-aligned at the end, the gaps masked out, so every row's last
         token (whose logits we keep) is at the same place. Each row then gets its own
         entry (its prefix and new keys and values, copied out once, with HEADROOM)."""
-        if len(rows) == 1:
-            requests, entry, reuse = rows[0]
-            self._finish(requests, self._prefill(requests[0].model, requests[0].ids, entry, reuse))
+        if self._alone(rows):
             return
         model = rows[0][0][0].model
         net = model.model
@@ -456,17 +486,7 @@ class InferenceEngine:
             mask[row, prefix + width - n :] = 1
             input_ids[row, width - n :] = torch.tensor(ids[r:])
             positions[row, width - n :] = torch.arange(r, r + n)
-        out = net(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            **_cache_kwarg(net, _in_place_cache(net, storage, prefix)),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        self.stats.forward_passes += 1
-        self.stats.batched_passes += 1
-        self.stats.batched_rows += count
+        out = self._batched_forward(net, input_ids, mask, positions, storage, prefix)
         self.stats.prefill_tokens += sum(news)
         prefix_cache = self._cache_for(model)
         for row, ((requests, _, _), r, n) in enumerate(zip(rows, reuses, news, strict=True)):
@@ -483,9 +503,7 @@ class InferenceEngine:
         prefix is copied once into a left-padded batch with room for the new token (the
         only full copy), and each row's new keys and values are then written into its own
         entry in place where it owns the entry's end, else into a new entry."""
-        if len(rows) == 1:
-            requests, entry, reuse = rows[0]
-            self._finish(requests, self._prefill(requests[0].model, requests[0].ids, entry, reuse))
+        if self._alone(rows):
             return
         model = rows[0][0][0].model
         net = model.model
@@ -503,17 +521,7 @@ class InferenceEngine:
             mask[row, longest - reuse :] = 1
         input_ids = torch.tensor([[requests[0].ids[-1]] for requests, _, _ in rows])
         positions = torch.tensor([[reuse] for reuse in lengths])
-        out = net(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            **_cache_kwarg(net, _in_place_cache(net, storage, longest)),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        self.stats.forward_passes += 1
-        self.stats.batched_passes += 1
-        self.stats.batched_rows += count
+        out = self._batched_forward(net, input_ids, mask, positions, storage, longest)
         prefix_cache = self._cache_for(model)
         extended: set[int] = set()
         for row, (requests, entry, reuse) in enumerate(rows):
