@@ -17,7 +17,7 @@ from .api import teacher as teacher_api
 from .api.errors import TokenWheelApi, register_error_handlers
 from .api.headers import init_cors, init_security_headers
 from .api.limits import init_limits
-from .api.requests import init_request_ids
+from .api.requests import init_json_bodies, init_request_ids
 from .inference.catalog import spec_from_mapping
 from .inference.registry import ModelRegistry
 from .inference.types import InferenceOptions
@@ -71,6 +71,9 @@ def create_app(
         static_folder="web",
         static_url_path="/static",
     )
+    # "/api/sessions//undo" (an empty session id) is a JSON 404, not an HTML redirect to
+    # a URL with the slashes merged
+    app.url_map.merge_slashes = False
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(
         API_TITLE="Token Wheel",
@@ -125,6 +128,7 @@ def create_app(
     _serve_docs_assets(app)
     _serve_pages(app)
     app.extensions["tokenwheel.limiter"] = init_limits(app, settings)
+    init_json_bodies(app)
     init_security_headers(app)
     init_cors(app, settings)
     if settings.trusted_proxies:

@@ -114,6 +114,35 @@ def test_malformed_json_is_400(app: Flask, prompted: Student) -> None:
     assert event_count(app) == before
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "text/plain;charset=UTF-8", "multipart/form-data"],
+)
+def test_a_body_that_is_not_json_is_415(app: Flask, prompted: Student, content_type: str) -> None:
+    """A form post, or fetch() with a JSON string but no Content-Type header (text/plain),
+    would otherwise be read as an empty body: create would make a default session and
+    ignore the model asked for."""
+    before = event_count(app)
+    for path, body in (
+        ("/api/sessions", "model_name=gemma-3-270m"),
+        (f"{prompted.url}/set-prompt", '{"prompt": "A dog"}'),
+        (f"{prompted.url}/append-token", '{"token_id": 5}'),
+        (f"{prompted.url}/undo", '{"expected_version": 3}'),
+    ):
+        r = prompted.client.post(path, data=body, content_type=content_type)
+        message = assert_error(r, 415)["message"]
+        assert "application/json" in message
+    assert event_count(app) == before
+    # no body at all needs no Content-Type, and a JSON suffix type is JSON
+    assert prompted.client.post(f"{prompted.url}/undo").status_code in (200, 400)
+    r = prompted.client.post(
+        f"{prompted.url}/set-prompt",
+        data='{"prompt": "A dog"}',
+        content_type="application/merge-patch+json",
+    )
+    assert r.status_code == 200
+
+
 @pytest.mark.parametrize("prompt", ["", "   ", "\n\t ", None, 42, ["a"], {"a": 1}])
 def test_bad_prompts_are_400(app: Flask, prompted: Student, prompt: Any) -> None:
     before = event_count(app)
@@ -161,6 +190,7 @@ def test_undo_with_only_the_prompt_is_the_seed_error(prompted: Student) -> None:
         "' OR 1=1 --",
         "00000000-0000-0000-0000-000000000000",
         str(uuid.uuid4()).upper(),
+        "",  # an empty path segment: a JSON 404, not werkzeug's HTML redirect to "/"
     ],
 )
 def test_unknown_or_malformed_session_ids_are_404(client: FlaskClient, sid: str) -> None:

@@ -1,7 +1,7 @@
 """flask-smorest pieces shared by our blueprints: a parser that answers 400, and the
 answers any route can give without its view saying so, documented on each of them: 429
-(rate limits), 413 (a body too large, on routes that take one) and, on routes that need
-the model, 503 (the model queue is full, or the model cannot load)."""
+(rate limits), 413 and 415 (a body too large or not JSON, on routes that take one) and,
+on routes that need the model, 503 (the model queue is full, or the model cannot load)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import flask_smorest
 from webargs.flaskparser import FlaskParser
 
+from .requests import BODY_METHODS
 from .schemas import ApiErrorSchema
 
 TOO_MANY_REQUESTS = (
@@ -20,11 +21,11 @@ TOO_MANY_REQUESTS = (
 
 
 BODY_TOO_LARGE = "The request body is larger than TOKENWHEEL_MAX_BODY_BYTES (64 KiB by default)."
+BODY_NOT_JSON = "The request has a body that is not JSON (Content-Type: application/json)."
 MODEL_BUSY = (
     "The model is busy (its queue is full; Retry-After says when to try again) or cannot "
     "load here now; the message says which."
 )
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class Parser(FlaskParser):
@@ -54,6 +55,7 @@ class Blueprint(flask_smorest.Blueprint):
             implied = {
                 429: self.rate_limited and TOO_MANY_REQUESTS,
                 413: takes_body and BODY_TOO_LARGE,
+                415: takes_body and BODY_NOT_JSON,
                 503: self.model_backed and needs_model and MODEL_BUSY,
             }
             for status, description in implied.items():

@@ -19,11 +19,11 @@ from flask_limiter.util import get_remote_address
 from tokenwheel.settings import Settings
 
 from .errors import SHORT_NAMES
+from .requests import BODY_METHODS
 
 # Load balancers poll these; CORS preflights carry no work. Neither counts.
 UNLIMITED_ENDPOINTS = frozenset({"health.health", "health.ready"})
 CREATE_SESSION_ENDPOINT = "sessions.create_session"
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def init_limits(app: Flask, settings: Settings) -> Limiter:
