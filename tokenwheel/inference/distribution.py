@@ -106,18 +106,28 @@ def prepare(logits: torch.Tensor, temperature: float) -> Prepared:
     return Prepared(logits, temperature)
 
 
-def _token(token_id: int, prepared: Prepared, info_of: TokenInfoOf) -> TokenProbability:
-    info = info_of(token_id)
-    return TokenProbability(
-        token_id=token_id,
-        token_text=info.text,
-        probability=float(prepared.probs[token_id]),
-        log_probability=float(prepared.logp[token_id]),
-        display_text=info.display_text,
-        partial_utf8=info.partial_utf8,
-        special=info.special,
-        end_of_sequence=info.end_of_sequence,
-    )
+def _tokens(ids: list[int], prepared: Prepared, info_of: TokenInfoOf) -> tuple[TokenProbability, ...]:
+    """The tokens ``ids`` with their probabilities, read from the tensors in one gather
+    each (indexing a tensor per token cost 5 us a token: 0.25 s for a whole vocabulary)."""
+    index = torch.tensor(ids, dtype=torch.long)
+    probs = prepared.probs[index].tolist()
+    logps = prepared.logp[index].tolist()
+    tokens = []
+    for token_id, p, logp in zip(ids, probs, logps, strict=True):
+        info = info_of(token_id)
+        tokens.append(
+            TokenProbability(
+                token_id=token_id,
+                token_text=info.text,
+                probability=p,
+                log_probability=logp,
+                display_text=info.display_text,
+                partial_utf8=info.partial_utf8,
+                special=info.special,
+                end_of_sequence=info.end_of_sequence,
+            )
+        )
+    return tuple(tokens)
 
 
 def build_distribution(
@@ -130,11 +140,11 @@ def build_distribution(
     return Distribution(
         temperature=prepared.temperature,
         threshold=threshold,
-        above_threshold_tokens=tuple(_token(i, prepared, info_of) for i in head),
+        above_threshold_tokens=_tokens(head, prepared, info_of),
         other_category=OtherCategory(
             total_probability=prepared.other_total(above),
             token_count=vocabulary - len(head),
-            sample_tokens=tuple(_token(i, prepared, info_of) for i in samples),
+            sample_tokens=_tokens(samples, prepared, info_of),
         ),
         total_above_threshold_probability=float(prepared.probs[above].sum()),
         vocabulary_size=vocabulary,
