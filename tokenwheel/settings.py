@@ -168,6 +168,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     rate_limit: str = "6000/minute"
     sessions_per_hour: int = 600
+    # wheels below a threshold of 0.1% list up to the whole vocabulary (Gemma 3 at 0: 56 MB,
+    # 2 s of the server's time); per client address, like the other limits
+    low_threshold_rate_limit: str = "10/minute"
     redis_url: str | None = None
     redis_prefix: str = "tokenwheel"
     trusted_proxies: int = 0
@@ -266,6 +269,10 @@ class Settings:
             kwargs["extra_models"] = parse_extra_models(value)
         if (value := get("RATE_LIMIT")) is not None:
             kwargs["rate_limit"] = parse_rate_limit("TOKENWHEEL_RATE_LIMIT", value)
+        if (value := get("LOW_THRESHOLD_RATE_LIMIT")) is not None:
+            kwargs["low_threshold_rate_limit"] = parse_rate_limit(
+                "TOKENWHEEL_LOW_THRESHOLD_RATE_LIMIT", value
+            )
         if (value := get("REDIS_URL")) is not None:
             if not value.startswith(("redis://", "rediss://", "redis+unix://")):
                 raise SettingsError(

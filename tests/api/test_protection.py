@@ -148,6 +148,28 @@ def test_sessions_per_hour_per_client_are_limited(settings: Settings) -> None:
     assert from_address(app.test_client(), "198.51.100.10").post("/api/sessions").status_code == 201
 
 
+def test_wheels_below_a_threshold_of_a_tenth_of_a_percent_have_their_own_limit(
+    settings: Settings,
+) -> None:
+    """They list up to the whole vocabulary (Gemma 3 at threshold 0: 56 MB, 2 s of the
+    server's time); wheels the page asks for (0.1% and up) are not counted."""
+    app = app_with(settings, low_threshold_rate_limit="2/minute")
+    client = from_address(app.test_client(), "198.51.100.12")
+    student = Student(client)
+    student.prompt("The cat")
+    wheel = f"{student.url}/next-token-probs"
+    full = client.get(wheel, query_string={"threshold": 0})
+    assert full.status_code == 200 and full.json["other_category"]["token_count"] == 0
+    assert client.get(wheel, query_string={"threshold": 0.0009}).status_code == 200
+    body = assert_429(client.get(wheel, query_string={"threshold": 0}), 60)
+    assert "0.1%" in body["message"] and "2/minute" in body["message"]
+    for threshold in (0.001, 0.01, 0.5):
+        assert client.get(wheel, query_string={"threshold": threshold}).status_code == 200
+    assert client.get(wheel).status_code == 200  # the default threshold, 1%
+    other = from_address(app.test_client(), "198.51.100.13")
+    assert other.get(wheel, query_string={"threshold": 0}).status_code == 200
+
+
 def test_with_redis_the_limit_holds_across_workers(
     settings: Settings, redis_url: str, tmp_path: Path
 ) -> None:

@@ -35,6 +35,16 @@ def test_other_redis_urls_are_refused(url: str) -> None:
         Settings.from_env({"TOKENWHEEL_REDIS_URL": url})
 
 
+@pytest.mark.parametrize("name", ["RATE_LIMIT", "LOW_THRESHOLD_RATE_LIMIT"])
+def test_rate_limits_are_checked_at_start_up(name: str) -> None:
+    variable = f"TOKENWHEEL_{name}"
+    key = name.lower()
+    assert getattr(Settings.from_env({variable: "off"}), key) == ""
+    assert getattr(Settings.from_env({variable: "20 per minute"}), key) == "20 per minute"
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: "twenty a minute"})
+
+
 def extra(*ids: str) -> dict[str, str]:
     models = [{"id": i, "source": "local", "local_path": f"/models/{i}"} for i in ids]
     return {"TOKENWHEEL_EXTRA_MODELS": json.dumps(models)}

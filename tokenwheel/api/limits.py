@@ -24,6 +24,11 @@ from .requests import BODY_METHODS
 # Load balancers poll these; CORS preflights carry no work. Neither counts.
 UNLIMITED_ENDPOINTS = frozenset({"health.health", "health.ready"})
 CREATE_SESSION_ENDPOINT = "sessions.create_session"
+WHEEL_ENDPOINT = "sessions.next_token_probs"
+# At a threshold of 0.1% or more a wheel has at most 1,000 wedges (probabilities add up
+# to 1); below it, up to the whole vocabulary: 49,152 tokens (10 MB of JSON, 0.25 s) for
+# SmolLM2, 262,144 (56 MB, 2 s) for Gemma 3. The page never asks below 0.1%.
+LOW_THRESHOLD = 0.001
 
 
 def init_limits(app: Flask, settings: Settings) -> Limiter:
@@ -72,6 +77,19 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
             ),
         )(view)
 
+    if settings.low_threshold_rate_limit:
+        wheel: Any = app.view_functions[WHEEL_ENDPOINT]
+        app.view_functions[WHEEL_ENDPOINT] = limiter.limit(
+            settings.low_threshold_rate_limit,
+            override_defaults=False,
+            exempt_when=lambda: not _asks_low_threshold(),
+            error_message=(
+                f"Wheels with a threshold below {LOW_THRESHOLD:.1%} list up to the whole "
+                f"vocabulary; this address asked for more than "
+                f"{settings.low_threshold_rate_limit} of them."
+            ),
+        )(wheel)
+
     @app.errorhandler(RateLimitExceeded)
     def _too_many(error: RateLimitExceeded) -> Any:
         current = limiter.current_limit
@@ -85,3 +103,12 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         return jsonify(body), 429, {"Retry-After": str(retry_after)}
 
     return limiter
+
+
+def _asks_low_threshold() -> bool:
+    """The query's threshold is below LOW_THRESHOLD (a value that is not a number is left
+    to the view, which answers 400)."""
+    try:
+        return float(request.args.get("threshold", "1")) < LOW_THRESHOLD
+    except ValueError:
+        return False

@@ -106,7 +106,9 @@ def prepare(logits: torch.Tensor, temperature: float) -> Prepared:
     return Prepared(logits, temperature)
 
 
-def _tokens(ids: list[int], prepared: Prepared, info_of: TokenInfoOf) -> tuple[TokenProbability, ...]:
+def _tokens(
+    ids: list[int], prepared: Prepared, info_of: TokenInfoOf
+) -> tuple[TokenProbability, ...]:
     """The tokens ``ids`` with their probabilities, read from the tensors in one gather
     each (indexing a tensor per token cost 5 us a token: 0.25 s for a whole vocabulary)."""
     index = torch.tensor(ids, dtype=torch.long)
