@@ -19,7 +19,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
-from schemathesis.checks import positive_data_acceptance
+from schemathesis.checks import not_a_server_error, positive_data_acceptance
 from schemathesis.specs.openapi.checks import ignored_auth
 
 from tests.api.conftest import Student, make_app
@@ -31,8 +31,10 @@ TEACHER_TOKEN = "fuzz-teacher-token"
 CLASS = "fuzz"
 # "Schema-valid request rejected": many schema-valid requests are rightly 400 (a model
 # name that is not in the catalog, a token text that is not one token, a prompt over the
-# limits): the rules live in the service, not in a JSON schema.
-EXCLUDED = [positive_data_acceptance]
+# limits): the rules live in the service, not in a JSON schema. "Server error" is checked
+# below instead: the one 5xx allowed is the documented 503 for a catalog model that cannot
+# load here (the Hub models, with no network), which schemathesis would count as a failure.
+EXCLUDED = [positive_data_acceptance, not_a_server_error]
 # Teacher requests carry the real token (the auth matrix in test_teacher.py covers bad
 # ones), so "generated auth was accepted" would only see our own valid header.
 TEACHER_EXCLUDED = [*EXCLUDED, ignored_auth]
@@ -79,6 +81,21 @@ def load_schema(settings: Settings, registry: ModelRegistry) -> tuple[Any, Flask
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app), app
 
 
+def unavailable_models(app: Flask) -> set[str]:
+    listed = app.test_client().get("/api/models").json["models"]
+    return {m["id"] for m in listed if not m["available"]}
+
+
+def assert_no_server_error(response: Any, case: Any, unavailable: set[str]) -> None:
+    """No 5xx, except 503 "Model unavailable" for a model that cannot load here."""
+    if response.status_code < 500:
+        return
+    body = response.json()
+    asked = (case.body or {}).get("model_name") if isinstance(case.body, dict) else None
+    assert response.status_code == 503, (response.status_code, body)
+    assert body["error"] == "Model unavailable" and asked in unavailable, (asked, body)
+
+
 def fresh_session(app: Flask) -> str:
     student = Student(app.test_client(), class_code=CLASS)
     student.prompt("The cat sat on the")
@@ -104,6 +121,7 @@ def test_operation_conforms_to_the_document(
         fresh_session(app)
         fixed = {"class_code": CLASS}
     statuses: Counter[int] = Counter()
+    unavailable = unavailable_models(app)
 
     @given(case=operation.as_strategy(generation_mode=mode, path_parameters=fixed))
     @hypothesis_settings(
@@ -120,8 +138,9 @@ def test_operation_conforms_to_the_document(
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {TEACHER_TOKEN}"}
         excluded = TEACHER_EXCLUDED if path.startswith("/api/teacher") else EXCLUDED
         response = case.call_and_validate(excluded_checks=excluded)
+        assert_no_server_error(response, case, unavailable)
         statuses[response.status_code] += 1
 
     check()
     print(f"{method} {path} [{mode.value}]: {sum(statuses.values())} requests {dict(statuses)}")
-    assert statuses and all(status < 500 for status in statuses)
+    assert statuses and all(status < 500 or status == 503 for status in statuses)
