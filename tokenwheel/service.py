@@ -149,11 +149,16 @@ class DomainModels:
         if not callable(value):
             return value
 
+        models = self._models
+
         @functools.wraps(value)
         def call(*args: Any, **kwargs: Any) -> Any:
             with model_work():
-                return value(*args, **kwargs)
+                # looked up on each call: a method replaced later (a test's fault) is used
+                return getattr(models, name)(*args, **kwargs)
 
+        # made once per method (a session's view asks token_info for every token)
+        self.__dict__[name] = call
         return call
 
 

@@ -56,6 +56,7 @@ def display(info: Any) -> dict[str, Any]:
 
 
 def history_entry(token: GeneratedToken, info: Any) -> dict[str, Any]:
+    """One token_history item, JSON-ready (the schema's BuiltList sends it as it is)."""
     return {
         "token_id": token.token_id,
         "token_text": token.token_text,
@@ -66,7 +67,7 @@ def history_entry(token: GeneratedToken, info: Any) -> dict[str, Any]:
         "sampled_from_other": token.sampled_from_other,
         "selection": token.selection,
         "rank": token.rank,
-        "selected_at": token.selected_at,
+        "selected_at": token.selected_at.isoformat(),
     }
 
 
