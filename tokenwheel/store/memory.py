@@ -22,8 +22,8 @@ from .records import (
     SessionPage,
     SessionQuery,
     SessionRecord,
+    check_append,
     check_batch,
-    check_live,
     record_from_summary,
 )
 
@@ -49,20 +49,16 @@ class InMemoryEventStore:
         check_batch(new_events, expected_version)
         session_id = new_events[0].session_id
         with self._lock:
-            check_live(session_id, expected_version, self._records.get(session_id))
-            stream = self._streams.get(session_id, [])
-            current = stream[-1].version if stream else 0
-            if current != expected_version:
-                raise VersionConflict(session_id, expected_version, current)
+            previous = self._records.get(session_id)
+            check_append(session_id, expected_version, previous)
             if idempotency is not None:
                 key = (idempotency.session_id, idempotency.idempotency_key)
                 if key in self._keys:
-                    raise VersionConflict(session_id, expected_version, current)
+                    raise VersionConflict(session_id, expected_version, expected_version)
                 self._keys[key] = idempotency
-            self._streams[session_id] = stream + list(new_events)
+            self._streams[session_id] = self._streams.get(session_id, []) + list(new_events)
             for e in new_events:
                 self._ids[(session_id, e.version)] = next(self._next_id)
-            previous = self._records.get(session_id)
             self._records[session_id] = record_from_summary(
                 summary, new_events[-1].occurred_at, previous
             )

@@ -132,14 +132,20 @@ def record_from_summary(
     )
 
 
-def check_live(session_id: str, expected_version: int, previous: SessionRecord | None) -> None:
-    """A new stream needs no index row yet; any other append needs its session active (the
-    purge job may have expired or deleted it since the service looked)."""
+def check_append(session_id: str, expected_version: int, previous: SessionRecord | None) -> None:
+    """Whether an append decided at ``expected_version`` may go ahead, judged by the
+    session's index row (read under the append's lock). A new stream needs no row yet;
+    any other append needs its session active (the purge job may have expired or deleted
+    it since the service looked) and still at ``expected_version``. Every append rewrites
+    the row in its own transaction, so the row's version is the stream's; the unique
+    (session_id, version) index of the events stays the backstop."""
     if expected_version == 0:
         if previous is not None:
             raise VersionConflict(session_id, 0, previous.version)
     elif previous is None or previous.status != ACTIVE:
         raise SessionNotFound("Session does not exist or has expired.")
+    elif previous.version != expected_version:
+        raise VersionConflict(session_id, expected_version, previous.version)
 
 
 def check_batch(new_events: Sequence[Event], expected_version: int) -> None:

@@ -24,8 +24,8 @@ from .records import (
     SessionPage,
     SessionQuery,
     SessionRecord,
+    check_append,
     check_batch,
-    check_live,
     record_from_summary,
 )
 from .tables import events, idempotency_keys, session_index
@@ -54,15 +54,7 @@ class SqlEventStore:
                 # locked the database): the purge locks it too before deleting, so an
                 # append and a purge of one session never interleave.
                 previous = self._record(conn, session_id, lock=True)
-                check_live(session_id, expected_version, previous)
-                current = conn.execute(
-                    sa.select(sa.func.max(events.c.version)).where(
-                        events.c.session_id == session_id
-                    )
-                ).scalar_one()
-                current = current or 0
-                if current != expected_version:
-                    raise VersionConflict(session_id, expected_version, current)
+                check_append(session_id, expected_version, previous)
                 conn.execute(
                     events.insert(),
                     [
