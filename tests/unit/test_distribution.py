@@ -21,10 +21,10 @@ def test_the_wheel_and_a_scored_append_agree_to_the_last_bit() -> None:
     for _ in range(20):
         logits = torch.randn(50257, generator=generator, dtype=torch.float32) * 4
         for temperature in (0.7, 1.0, 1.3):
-            prepared = distribution.prepare(logits, temperature)
+            prepared = distribution.Prepared(logits, temperature)
             wheel = distribution.build_distribution(prepared, 0.001, 20, info)
             shown = [*wheel.above_threshold_tokens, *wheel.other_category.sample_tokens]
-            again = distribution.prepare(logits, temperature)  # computed again, apart
+            again = distribution.Prepared(logits, temperature)  # computed again, apart
             for token in shown:
                 scored = distribution.score_token(again, token.token_id, 0.001, lambda i: f"t{i}")
                 assert scored.probability == token.probability, token.token_id
@@ -40,7 +40,7 @@ def test_wedges_and_the_other_list_are_slices_of_one_order_even_with_ties() -> N
     generator = torch.Generator().manual_seed(11)
     for _ in range(30):
         logits = torch.round(torch.randn(3000, generator=generator) * 2) / 2  # many ties
-        prepared = distribution.prepare(logits, 1.0)
+        prepared = distribution.Prepared(logits, 1.0)
         order = prepared.order.tolist()
         for threshold in (0.0, 0.001, 0.01, 0.05, 0.2, 1.0):
             above = prepared.above(threshold)

@@ -64,7 +64,7 @@ def known_logits() -> torch.Tensor:
 def test_the_landed_token_matches_the_draw_on_a_known_distribution(
     draw: float, token_id: int, wedge: str, index: int
 ) -> None:
-    landing = distribution.land_on_wheel(distribution.prepare(known_logits(), 1.0), 0.2, draw)
+    landing = distribution.land_on_wheel(distribution.Prepared(known_logits(), 1.0), 0.2, draw)
     assert (landing.token_id, landing.wedge, landing.wedge_index) == (token_id, wedge, index)
     assert landing.angle == pytest.approx(360 * draw)
     assert landing.start_angle <= landing.angle < landing.end_angle
@@ -74,13 +74,15 @@ def test_the_wheel_is_laid_out_as_next_token_probs_lists_it() -> None:
     def info(token_id: int) -> TokenInfo:
         return TokenInfo(str(token_id), str(token_id), False, False, False)
 
-    shown = distribution.build_distribution(distribution.prepare(known_logits(), 1.0), 0.2, 0, info)
+    shown = distribution.build_distribution(
+        distribution.Prepared(known_logits(), 1.0), 0.2, 0, info
+    )
     assert [t.token_id for t in shown.above_threshold_tokens] == [1, 3]
     start = 0.0
     for index, token in enumerate(shown.above_threshold_tokens):
         end = start + 360 * token.probability
         landing = distribution.land_on_wheel(
-            distribution.prepare(known_logits(), 1.0), 0.2, (start + end) / 720
+            distribution.Prepared(known_logits(), 1.0), 0.2, (start + end) / 720
         )
         assert landing.wedge_index == index and landing.token_id == token.token_id
         assert math.isclose(landing.start_angle, start) and math.isclose(landing.end_angle, end)

@@ -102,10 +102,6 @@ class Prepared:
         return float(self.probs[~above].sum())
 
 
-def prepare(logits: torch.Tensor, temperature: float) -> Prepared:
-    return Prepared(logits, temperature)
-
-
 def _tokens(
     ids: list[int], prepared: Prepared, info_of: TokenInfoOf
 ) -> tuple[TokenProbability, ...]:

@@ -263,6 +263,13 @@ class InferenceEngine:
             ) from None
         return request.future
 
+    def kv_usage(self) -> dict[str, dict[str, int]]:
+        """Entries and bytes of each model's KV prefix cache."""
+        return {
+            model_id: {"entries": len(cache.entries), "bytes": cache.bytes}
+            for model_id, cache in self._caches.items()
+        }
+
     def drop_model(self, model_id: str) -> None:
         cache = self._caches.pop(model_id, None)
         if cache is not None:

@@ -298,13 +298,7 @@ def child_main(conn: Any) -> None:
             engine.drop_model(args[0])
             reply("ok", request_id, None)
         elif kind == "stats":
-            caches = {
-                model_id: {"entries": len(cache.entries), "bytes": cache.bytes}
-                for model_id, cache in engine._caches.items()
-            }
-            reply("ok", request_id, {**asdict(engine.stats), "kv_caches": caches})
-        elif kind == "ping":
-            reply("ok", request_id, None)
+            reply("ok", request_id, {**asdict(engine.stats), "kv_caches": engine.kv_usage()})
         elif kind == "stop":
             break
     engine.shutdown()

@@ -389,7 +389,7 @@ class ModelRegistry:
         if prepared is None:
             logits = self.logits(model_id, key[2])
             with _one_torch_thread():
-                prepared = dist.prepare(logits, temperature)
+                prepared = dist.Prepared(logits, temperature)
             self.prepared_cache.put(key, prepared)
         return prepared  # type: ignore[no-any-return]
 
