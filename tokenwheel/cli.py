@@ -48,8 +48,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
 
     # never torch here: this process forks the workers and only supervises them
+    from . import gunicorn_conf as conf
     from .inference.cpu import dtype_problem
-    from .redaction import redacting_gunicorn_logger
 
     problem = dtype_problem(settings.dtype)
     if problem is not None:
@@ -62,13 +62,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             options: dict[str, Any] = {
                 "bind": f"{args.host}:{args.port}",
                 "workers": args.workers,
-                "worker_class": "gthread",
+                "worker_class": conf.worker_class,
                 "threads": args.threads,
-                "timeout": 300,
-                "graceful_timeout": 10,
+                "timeout": conf.timeout,
+                "graceful_timeout": conf.graceful_timeout,
                 "accesslog": "-" if args.access_log else None,
-                "logger_class": redacting_gunicorn_logger(),
-                "preload_app": False,
+                "logger_class": conf.logger_class,
+                "preload_app": conf.preload_app,
                 # several servers on one machine (tests, benchmarks) must not share one
                 "control_socket_disable": True,
             }

@@ -1,6 +1,7 @@
 """gunicorn settings for running ``wsgi:app`` directly:
 ``gunicorn -c python:tokenwheel.gunicorn_conf wsgi:app`` (``tokenwheel serve`` sets the
-same ones itself). Threads, not forked model copies, and no session id in any log line."""
+same ones, from here, with its own bind, workers and threads). Threads, not forked model
+copies, and no session id in any log line."""
 
 from tokenwheel.redaction import redacting_gunicorn_logger
 

@@ -45,14 +45,19 @@ class RedactSessionIds(logging.Filter):
         return True
 
 
+def _redact(handlers: list[logging.Handler]) -> None:
+    """The filter on each of ``handlers``, once."""
+    for handler in handlers:
+        if not any(isinstance(f, RedactSessionIds) for f in handler.filters):
+            handler.addFilter(RedactSessionIds())
+
+
 def install_redaction() -> None:
     """Put the filter on every handler of the root logger and gunicorn's loggers (once
     each). Called when the app is built and when the command line sets up logging, so a
     handler added before either is covered."""
     for name in LOGGERS:
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, RedactSessionIds) for f in handler.filters):
-                handler.addFilter(RedactSessionIds())
+        _redact(logging.getLogger(name).handlers)
 
 
 def redacting_gunicorn_logger() -> type:
@@ -72,8 +77,6 @@ def redacting_gunicorn_logger() -> type:
         def setup(self, cfg: Any) -> None:
             super().setup(cfg)
             for log in (self.error_log, self.access_log):
-                for handler in log.handlers:
-                    if not any(isinstance(f, RedactSessionIds) for f in handler.filters):
-                        handler.addFilter(RedactSessionIds())
+                _redact(log.handlers)
 
     return RedactingGunicornLogger
