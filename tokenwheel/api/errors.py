@@ -37,8 +37,6 @@ from .requests import request_id
 
 log = logging.getLogger(__name__)
 
-# seconds: a model that failed to load is tried again after this long
-MODEL_RETRY_AFTER = 60
 # seconds: how soon a load balancer may ask /api/ready again (a model loads in 2-40 s)
 READY_RETRY_AFTER = 5
 
@@ -138,11 +136,9 @@ def register_error_handlers(app: Flask) -> None:
         headers: dict[str, str] = {}
         if isinstance(error, NothingToUndo) and error.current_text is not None:
             body["current_text"] = error.current_text
-        if isinstance(error, Overloaded):
-            headers["Retry-After"] = str(error.retry_after)
-        elif isinstance(error, ModelUnavailable):
-            # a model that could not load is tried again after AVAILABILITY_TTL (60 s)
-            headers["Retry-After"] = str(MODEL_RETRY_AFTER)
+        retry_after = getattr(error, "retry_after", None)  # Overloaded, ModelUnavailable
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
         if isinstance(error, VersionConflict) and error.actual is not None:
             body["version"] = error.actual
             headers["ETag"] = etag(error.actual)

@@ -73,15 +73,28 @@ class UnknownModel(DomainError):
     error = "Invalid model name"
 
 
-class ModelUnavailable(DomainError):
+class _RetryLater(DomainError):
+    """The service cannot answer now; asking again after ``retry_after`` seconds may do."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelUnavailable(_RetryLater):
+    """The model cannot load here now. A failed load is tried again after a minute (the
+    model registry remembers the failure that long), hence the default."""
+
     error = "Model unavailable"
 
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message, retry_after)
 
-class Overloaded(DomainError):
+
+class Overloaded(_RetryLater):
     """Too many requests are waiting for the model; retry after ``retry_after`` seconds."""
 
     error = "Server busy"
 
     def __init__(self, message: str, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after)
