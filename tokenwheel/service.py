@@ -264,6 +264,27 @@ class _SessionLock:
         self.lock = threading.Lock()
 
 
+class TokenInfos(Mapping[int, TokenInfo]):
+    """How each of a session's generated tokens is shown, looked up when an answer asks
+    (the model keeps every token's description): a wheel's answer shows no history, and
+    asked for none of the session's tokens."""
+
+    def __init__(self, token_ids: tuple[int, ...], lookup: Callable[[int], TokenInfo]) -> None:
+        self._ids = frozenset(token_ids)
+        self._lookup = lookup
+
+    def __getitem__(self, token_id: int) -> TokenInfo:
+        if token_id not in self._ids:
+            raise KeyError(token_id)
+        return self._lookup(token_id)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 @dataclass(frozen=True)
 class SessionView:
     """A session as the student sees it. ``token_infos`` describes each generated token
@@ -465,15 +486,14 @@ class SessionService:
         return state.prompt + self.models.decode(state.model_name, state.generated_ids)
 
     def _view(self, state: SessionState, last_accessed: datetime) -> SessionView:
-        infos = {
-            token_id: self.models.token_info(state.model_name, token_id)
-            for token_id in set(state.generated_ids)
-        }
         return SessionView(
             state=state,
             current_text=self._text(state),
             last_accessed=last_accessed,
-            token_infos=infos,
+            token_infos=TokenInfos(
+                state.generated_ids,
+                functools.partial(self.models.token_info, state.model_name),
+            ),
         )
 
     def _touch(self, record: SessionRecord) -> datetime:
