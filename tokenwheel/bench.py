@@ -108,9 +108,11 @@ def _free_port() -> int:
 
 
 class Server:
-    """A real ``tokenwheel serve`` on 127.0.0.1, stopped (whole process group) on exit."""
+    """A real ``tokenwheel serve`` on 127.0.0.1, stopped (whole process group) on exit.
+    As a context manager it waits until the model is loaded and stops the server after."""
 
     def __init__(self, engine: str, model_id: str, cache_dir: str) -> None:
+        self.model_id = model_id
         self.port = _free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix=f"tokenwheel-bench-{engine}-")
         env = {
@@ -145,6 +147,17 @@ class Server:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+
+    def __enter__(self) -> Server:
+        try:
+            self.wait_ready(self.model_id)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def wait_ready(self, model_id: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
@@ -390,30 +403,23 @@ def run(
                 f"{seconds:g} s, {pace}, on a fresh server...",
                 flush=True,
             )
-            server = Server(engine, model_id, cache_dir)
-            try:
-                server.wait_ready(model_id)
+            with Server(engine, model_id, cache_dir) as server:
                 summary = classroom(server.port, students, seconds, think=pause).summary()
                 summary.update(server.rss_mb())
                 result[scenario] = summary
-            finally:
-                server.stop()
         result["peak_rss_mb"] = max(result[s]["peak_rss_mb"] for s in SCENARIOS if s in result)
         report["classroom"][engine] = result
     print("[3/3] memory: 30 sessions of 300 tokens on a fresh server...", flush=True)
-    server = Server("fast", model_id, cache_dir)
     try:
-        server.wait_ready(model_id)
-        memory_phase(server.port, 30, 300)
-        report["classroom"]["fast"]["after_30x300"] = server.rss_mb()
+        with Server("fast", model_id, cache_dir) as server:
+            memory_phase(server.port, 30, 300)
+            report["classroom"]["fast"]["after_30x300"] = server.rss_mb()
     except (RuntimeError, OSError) as exc:
         report["classroom"]["fast"]["after_30x300"] = {
             "error": str(exc),
             "rss_mb": -1,
             "peak_rss_mb": -1,
         }
-    finally:
-        server.stop()
     naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
     report["ratios"] = {
         "steps": [round(r["naive_ms"] / r["ours_ms"], 1) for r in report["in_process"]["steps"]],
