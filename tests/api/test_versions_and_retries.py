@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from flask.testing import FlaskClient
 
 from tests.api.conftest import Student
 from tests.api.test_errors import assert_error, event_count
+from tests.threads import at_once
 from tokenwheel.store.tables import events
 
 
@@ -208,19 +208,13 @@ def test_creating_a_session_with_a_key_twice_makes_one_session(fake_app: Flask) 
 def test_racing_creations_with_one_key_make_one_session(fake_app: Flask) -> None:
     key = {"Idempotency-Key": "double-click"}
     answers: list[Any] = []
-    barrier = threading.Barrier(8)
+    clients = [fake_app.test_client() for _ in range(8)]
 
-    def click() -> None:
-        client = fake_app.test_client()
-        barrier.wait()
-        r = client.post("/api/sessions", json={}, headers=key)
+    def click(n: int) -> None:
+        r = clients[n].post("/api/sessions", json={}, headers=key)
         answers.append((r.status_code, r.json["session_id"]))
 
-    threads = [threading.Thread(target=click) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    at_once(8, click)
     assert len(answers) == 8 and {status for status, _ in answers} == {201}
     assert len({sid for _, sid in answers}) == 1
     with fake_app.extensions["tokenwheel.engine"].connect() as conn:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from tests.threads import at_once
 from tokenwheel.domain import session as d
 from tokenwheel.domain.errors import SessionNotFound, VersionConflict
 from tokenwheel.domain.events import Event
@@ -172,11 +173,9 @@ def test_threads_racing_on_one_session_lose_and_duplicate_nothing(store) -> None
     successes: list[int] = []
     conflicts = 0
     lock = threading.Lock()
-    barrier = threading.Barrier(8)
 
     def worker(n: int) -> None:
         nonlocal conflicts
-        barrier.wait()
         for i in range(6):
             while True:
                 state = d.replay(store.load(sid(1)))
@@ -192,11 +191,7 @@ def test_threads_racing_on_one_session_lose_and_duplicate_nothing(store) -> None
                     successes.append(events[0].version)
                 break
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    at_once(8, worker, timeout=120)
     versions = [e.version for e in store.load(sid(1))]
     assert versions == list(range(1, 2 + 48 + 1))
     assert sorted(successes) == list(range(3, 51))

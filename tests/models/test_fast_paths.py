@@ -15,6 +15,7 @@ import torch
 from flask.testing import FlaskClient
 
 from tests.conftest import BUNDLED, GEMMA
+from tests.threads import at_once
 from tokenwheel.inference.catalog import ModelSpec
 from tokenwheel.inference.engine import InferenceEngine, KVEntry, PrefixCache
 from tokenwheel.inference.registry import ModelRegistry
@@ -72,17 +73,11 @@ def test_batched_steps_of_different_lengths(model) -> None:  # type: ignore[no-u
             engine.logits(model, ids)
         steps = [ids + [100 + i] for i, ids in enumerate(sequences)]
         results: dict[int, torch.Tensor] = {}
-        barrier = threading.Barrier(len(steps))
 
         def ask(i: int) -> None:
-            barrier.wait()
             results[i] = engine.logits(model, steps[i])
 
-        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(steps))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        at_once(len(steps), ask, timeout=120)
         assert engine.stats.batched_passes >= 1 and engine.stats.batched_rows >= 2
         for i, ids in enumerate(steps):
             assert max_dp(results[i], model.logits(ids)) <= TOLERANCE, prompts[i]
@@ -121,18 +116,12 @@ def test_spread_contexts_share_one_padded_pass(model) -> None:  # type: ignore[n
             engine.logits(model, ids)
         steps = [ids + [300 + i] for i, ids in enumerate(sequences)]
         results: dict[int, torch.Tensor] = {}
-        barrier = threading.Barrier(len(steps))
 
         def ask(i: int) -> None:
-            barrier.wait()
             results[i] = engine.logits(model, steps[i])
 
         passes = engine.stats.forward_passes
-        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(steps))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        at_once(len(steps), ask, timeout=120)
         assert engine.stats.forward_passes - passes == 1  # one padded pass for all eight
         for i, ids in enumerate(steps):
             assert max_dp(results[i], model.logits(ids)) <= TOLERANCE, len(ids)
@@ -163,18 +152,12 @@ def test_a_class_setting_its_prompts_at_once_shares_prefill_passes(model) -> Non
     try:
         engine.logits(model, sequences[0])  # cached: the second prompt extends it
         results: dict[int, torch.Tensor] = {}
-        barrier = threading.Barrier(len(sequences) - 1)
 
         def ask(i: int) -> None:
-            barrier.wait()
             results[i] = engine.logits(model, sequences[i])
 
         passes = engine.stats.forward_passes
-        threads = [threading.Thread(target=ask, args=(i,)) for i in range(1, len(sequences))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        at_once(len(sequences) - 1, lambda n: ask(n + 1), timeout=120)  # all but the first
         assert engine.stats.batched_passes >= 1
         assert engine.stats.forward_passes - passes < len(sequences) - 1  # some shared a pass
         for i in range(1, len(sequences)):
@@ -237,17 +220,11 @@ def test_gemma_past_the_sliding_window_keeps_using_its_cache(
         prompts = [other[:560], short]  # 55 and 90 new tokens: a gap of 35 if batched
         results: dict[int, torch.Tensor] = {}
         asks = rows + prompts
-        barrier = threading.Barrier(len(asks))
 
         def ask(i: int) -> None:
-            barrier.wait()
             results[i] = engine.logits(model, asks[i])
 
-        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(asks))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
+        at_once(len(asks), ask, timeout=300)
         for i, asked in enumerate(asks):
             assert max_dp(results[i], model.logits(asked)) <= TOLERANCE, len(asked)
         assert engine.stats.batched_passes >= 1 and engine.stats.recomputes == 0

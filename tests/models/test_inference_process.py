@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from tests.api.conftest import Student, make_app
 from tests.conftest import MODEL_CACHE
 from tests.models.conftest import TINY, tiny_spec
+from tests.threads import at_once
 from tokenwheel.inference.process import ProcessEngine
 from tokenwheel.inference.registry import ModelRegistry
 from tokenwheel.inference.types import InferenceOptions, ModelUnavailableError, OverloadedError
@@ -102,20 +103,14 @@ def test_a_full_queue_in_the_child_is_503_here(tiny_gpt2_folder: Path) -> None:
         registry.get(TINY)
         errors: list[BaseException] = []
         results: list[torch.Tensor] = []
-        barrier = threading.Barrier(24)
 
         def ask(n: int) -> None:
-            barrier.wait()
             try:
                 results.append(registry.engine.logits(registry.get(TINY), list(range(n, n + 300))))
             except OverloadedError as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=ask, args=(n,)) for n in range(24)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        at_once(24, ask, timeout=120)
         assert errors and results and len(errors) + len(results) == 24
         assert "busy" in str(errors[0])
     finally:

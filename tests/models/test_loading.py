@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from tests.api.conftest import Student, make_app
 from tests.conftest import BUNDLED, MODEL_CACHE
 from tests.models.conftest import TINY, tiny_spec
+from tests.threads import at_once
 from tokenwheel.inference import loading
 from tokenwheel.inference.registry import ModelRegistry, check_dtype
 from tokenwheel.inference.types import InferenceOptions, UnsupportedDtypeError
@@ -60,18 +61,8 @@ def test_gpt2_architecture_code_paths(tiny_gpt2_folder: Path, settings: Settings
 
 def test_concurrent_first_use_loads_once(tiny_gpt2_folder: Path) -> None:
     registry = tiny_registry(tiny_gpt2_folder)
-    barrier = threading.Barrier(8)
     got: list[object] = []
-
-    def first_request() -> None:
-        barrier.wait()
-        got.append(registry.get(TINY))
-
-    threads = [threading.Thread(target=first_request) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    at_once(8, lambda _: got.append(registry.get(TINY)), timeout=120)
     assert len(got) == 8 and all(m is got[0] for m in got)
     assert registry.load_count == {TINY: 1}
     registry.shutdown()

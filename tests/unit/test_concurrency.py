@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeModels
+from tests.threads import at_once
 from tests.unit.test_domain import choice
 from tokenwheel.domain import session as d
 from tokenwheel.domain.errors import IdempotencyKeyReused, VersionConflict
@@ -173,22 +173,16 @@ def test_threads_in_one_process_take_turns_without_conflicts() -> None:
     store = RivalProcessStore()
     service = make_service(store)
     sid = prompted(service)
-    barrier = threading.Barrier(16)
     errors: list[BaseException] = []
 
     def student(n: int) -> None:
-        barrier.wait()
         try:
             for i in range(3):  # the fake model's context holds 64 tokens
                 service.append_token(sid, AppendRequest(token_id=1 + (n + i) % 15))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=student, args=(n,)) for n in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    at_once(16, student)
     assert not errors
     assert versions(service, sid) == list(range(1, 2 + 16 * 3 + 1))
     assert store.conflicts == 0
