@@ -204,7 +204,10 @@ def test_two_app_processes_run_the_scheduled_purge_once_per_session(
         while counts(database_url) != (0, 0) and time.monotonic() < deadline:
             time.sleep(0.2)
         totals = workers.finish("stop\n", timeout=60)
-    assert all(t["errors"] == 0 and t["runs"] > 0 for t in totals), totals
+    # Both schedulers fired (each run either purged or found the other holding the lock);
+    # which one wins the lock each time is the operating system's to decide: one process
+    # winning all 12 runs was seen in CI.
+    assert all(t["errors"] == 0 and t["runs"] + t["skipped"] > 0 for t in totals), totals
     assert sum(t["expired"] for t in totals) == 300
     assert sum(t["purged"] for t in totals) == 300
     assert counts(database_url) == (0, 0)
