@@ -1,7 +1,14 @@
 """Typed settings, parsed once from ``TOKENWHEEL_*`` environment variables.
 
-Nothing else in the package reads the environment: ``create_app`` and the command line
-call :meth:`Settings.from_env` and pass the result down.
+Declared with pydantic-settings instead of a 100-line if-chain: each field says in one
+place which variable it is read from (``TOKENWHEEL_`` + its name unless it names
+another), how the text is parsed (the annotated types below) and what is refused, and
+every refusal is a :class:`SettingsError` naming the variable, never a pydantic
+``ValidationError``. Only :meth:`Settings.from_env` reads the environment (the mapping
+it is given, through pydantic-settings' environment source); ``Settings(...)`` with
+keyword arguments reads nothing, parses text as if it came from the environment and
+takes values of the field's own type as given, checking only bounds and choices.
+Nothing else in the package reads the environment either.
 """
 
 from __future__ import annotations
@@ -9,9 +16,30 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import FrozenInstanceError
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from tokenwheel.inference.types import DTYPE_NAMES
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -58,17 +86,8 @@ def parse_bytes(name: str, text: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
-_MODEL_KEYS = {
-    "id",
-    "name",
-    "description",
-    "parameters",
-    "source",
-    "hub_repo",
-    "local_path",
-    "gguf_file",
-    "max_context",
-}
+_MODEL_KEYS = {"id", "name", "description", "parameters", "source", "hub_repo", "local_path"}
+_MODEL_KEYS |= {"gguf_file", "max_context"}
 
 
 def parse_extra_models(text: str) -> tuple[dict[str, object], ...]:
@@ -110,11 +129,12 @@ def parse_extra_models(text: str) -> tuple[dict[str, object], ...]:
     return tuple(models)
 
 
-def _int(name: str, text: str, minimum: int, maximum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text!r}: expected a whole number") from None
+def _int(name: str, value: str | int, minimum: int, maximum: int) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise SettingsError(f"{name}={value!r}: expected a whole number") from None
     if not minimum <= value <= maximum:
         raise SettingsError(f"{name}={value}: must be between {minimum} and {maximum}")
     return value
@@ -129,60 +149,175 @@ def _bool(name: str, text: str) -> bool:
     raise SettingsError(f"{name}={text!r}: expected true or false")
 
 
-@dataclass(frozen=True)
-class Settings:
+def _origins(name: str, text: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"{name}: {origin!r} is not an origin such as https://wheel.example.org"
+            )
+    return origins
+
+
+def _redis_url(name: str, text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "redis+unix://")):
+        raise SettingsError(
+            f"{name}={text!r}: expected redis://host:port/db, "
+            "rediss://… (TLS) or redis+unix:///path/to/redis.sock"
+        )
+    return text
+
+
+def _variable(field: str) -> str:
+    """The variable a field is read from: its (first) validation alias."""
+    alias = Settings.model_fields[field].validation_alias
+    return str(alias.choices[0] if isinstance(alias, AliasChoices) else alias)
+
+
+def _text(parse: Callable[[str, Any], Any], kinds: tuple[type, ...] = (str,)) -> BeforeValidator:
+    """Parse text (or another of ``kinds``) with ``parse(variable, value)``; values of
+    other types go on to pydantic as given."""
+
+    def validate(value: Any, info: ValidationInfo) -> Any:
+        return parse(_variable(str(info.field_name)), value) if isinstance(value, kinds) else value
+
+    return BeforeValidator(validate)
+
+
+def _between(minimum: int, maximum: int) -> BeforeValidator:
+    """A whole number, given as text or not, within bounds."""
+    return _text(lambda name, value: _int(name, value, minimum, maximum), (str, int))
+
+
+def _one_of(choices: tuple[str, ...]) -> BeforeValidator:
+    def check(name: str, text: str) -> str:
+        if text not in choices:
+            raise SettingsError(f"{name}={text!r}: expected {' or '.join(choices)}")
+        return text
+
+    return _text(check)
+
+
+# the dtype names have one home, beside the CPU checks that decide whether each can run
+Dtype = Annotated[str, _one_of(DTYPE_NAMES)]
+Engine = Literal["fast", "naive"]
+Inference = Literal["process", "thread"]
+_Duration = Annotated[float, _text(parse_duration)]
+_Size = Annotated[int, _text(parse_bytes)]
+_Flag = Annotated[bool, _text(_bool)]
+_Folder = Annotated[Path, _text(lambda _, text: Path(text).resolve())]
+_RateLimit = Annotated[str, _text(lambda name, text: text and parse_rate_limit(name, text))]
+_Names = Annotated[
+    tuple[str, ...], _text(lambda _, text: tuple(m.strip() for m in text.split(",") if m.strip()))
+]
+
+
+class Settings(BaseSettings):
     """Everything an operator can set. Defaults suit one laptop in one classroom."""
 
-    instance_path: Path = field(default_factory=lambda: Path("instance").resolve())
-    database_url: str = ""
+    model_config = SettingsConfigDict(
+        frozen=True,
+        case_sensitive=True,
+        alias_generator=AliasGenerator(validation_alias=lambda name: f"TOKENWHEEL_{name.upper()}"),
+        populate_by_name=True,  # Settings(offline=True): by field name as well as variable
+        validate_default=False,  # the defaults below are already parsed
+    )
+
+    instance_path: _Folder = Field(default_factory=lambda: Path("instance").resolve())
+    # "": sqlite in the instance folder
+    database_url: str = Field(default="", validate_default=True)
     default_model: str = "gpt2"
-    session_ttl: float = 3600.0
-    retention: float = 30 * 86400.0
-    purge_interval: float = 300.0
-    scheduler_enabled: bool = True
-    offline: bool = False
-    hub_timeout: float = 3.0
-    torch_threads: int = 0
-    model_cache_dir: Path | None = None
-    max_prompt_chars: int = 4000
-    max_prompt_tokens: int = 512
-    max_generated_tokens: int = 512
-    max_context: int | None = None
-    dtype: str = "float32"
-    preload: tuple[str, ...] = ()
-    model_memory_budget: int | None = None
-    extra_models: tuple[dict[str, object], ...] = ()
-    engine: str = "fast"
+    session_ttl: _Duration = 3600.0
+    retention: _Duration = 30 * 86400.0
+    purge_interval: _Duration = 300.0
+    scheduler_enabled: _Flag = Field(default=True, validation_alias="TOKENWHEEL_SCHEDULER")
+    offline: _Flag = Field(
+        default=False, validation_alias=AliasChoices("TOKENWHEEL_OFFLINE", "HF_HUB_OFFLINE")
+    )
+    hub_timeout: _Duration = 3.0
+    torch_threads: Annotated[int, _between(0, 256)] = 0
+    # None: model-cache in the instance folder
+    model_cache_dir: _Folder | None = Field(default=None, validate_default=True)
+    max_prompt_chars: Annotated[int, _between(1, 1_000_000)] = 4000
+    max_prompt_tokens: Annotated[int, _between(1, 100_000)] = 512
+    max_generated_tokens: Annotated[int, _between(1, 100_000)] = 512
+    max_context: Annotated[int | None, _between(2, 1_000_000)] = None
+    dtype: Dtype = "float32"
+    preload: _Names = ()
+    model_memory_budget: _Size | None = None
+    extra_models: Annotated[
+        tuple[dict[str, object], ...], _text(lambda _, text: parse_extra_models(text))
+    ] = ()
+    engine: Engine = "fast"
     # "process": forward passes in a child process of each server process (no GIL shared
     # with the request threads); "thread": in the server's own process
-    inference: str = "process"
-    kv_cache_bytes: int = 1 << 30
-    logits_cache_bytes: int = 128 << 20
-    max_batch: int = 32
-    model_queue: int = 256
-    log_level: str = "INFO"
+    inference: Inference = "process"
+    kv_cache_bytes: _Size = Field(default=1 << 30, validation_alias="TOKENWHEEL_KV_CACHE")
+    logits_cache_bytes: _Size = Field(default=128 << 20, validation_alias="TOKENWHEEL_LOGITS_CACHE")
+    max_batch: Annotated[int, _between(1, 256)] = 32
+    model_queue: Annotated[int, _between(1, 100_000)] = 256
+    log_level: Annotated[str, _text(lambda _, text: text.upper())] = "INFO"
     # None: the teacher API answers 403. Never printed (repr=False).
-    teacher_token: str | None = field(default=None, repr=False)
+    teacher_token: str | None = Field(default=None, repr=False)
     # Protection (docs/operations.md). Per client = per remote address: a classroom
     # behind one NAT address is one client, so the defaults leave room for 40 students.
-    max_body_bytes: int = 64 * 1024
-    rate_limit: str = "6000/minute"
-    sessions_per_hour: int = 600
+    max_body_bytes: Annotated[int, _between(1024, 64 << 20)] = 64 * 1024
+    rate_limit: _RateLimit = "6000/minute"
+    sessions_per_hour: Annotated[int, _between(0, 10_000_000)] = 600
     # wheels below a threshold of 0.1% list up to the whole vocabulary (Gemma 3 at 0: 56 MB,
     # 2 s of the server's time); per client address, like the other limits
-    low_threshold_rate_limit: str = "10/minute"
-    redis_url: str | None = None
+    low_threshold_rate_limit: _RateLimit = "10/minute"
+    redis_url: Annotated[str | None, _text(_redis_url)] = None
     redis_prefix: str = "tokenwheel"
-    trusted_proxies: int = 0
-    cors_origins: tuple[str, ...] = ()
-    idempotency_window: float = 86400.0
+    trusted_proxies: Annotated[int, _between(0, 10)] = 0
+    cors_origins: Annotated[tuple[str, ...], _text(_origins)] = ()
+    idempotency_window: _Duration = 86400.0
 
-    def __post_init__(self) -> None:
-        if not self.database_url:
-            url = f"sqlite:///{self.instance_path / 'tokenwheel.sqlite3'}"
-            object.__setattr__(self, "database_url", url)
-        if self.model_cache_dir is None:
-            object.__setattr__(self, "model_cache_dir", self.instance_path / "model-cache")
+    if not TYPE_CHECKING:  # type checkers keep the keyword arguments pydantic declares
+
+        def __init__(self, **values: Any) -> None:
+            with _settings_errors():
+                super().__init__(**values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}; use with_overrides")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    @field_validator("session_ttl")
+    @classmethod
+    def _session_ttl(cls, value: float) -> float:
+        if value == 0:
+            raise SettingsError(
+                "TOKENWHEEL_SESSION_TTL=0: every session would expire at once; use e.g. 1h"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str, info: ValidationInfo) -> str:
+        folder = info.data.get("instance_path")
+        if value or folder is None:
+            return value
+        return f"sqlite:///{folder / 'tokenwheel.sqlite3'}"
+
+    @field_validator("model_cache_dir")
+    @classmethod
+    def _model_cache_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        folder = info.data.get("instance_path")
+        return folder / "model-cache" if value is None and folder is not None else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # keyword arguments only: from_env reads the environment
 
     @property
     def cache_dir(self) -> Path:
@@ -190,109 +325,56 @@ class Settings:
         return self.model_cache_dir
 
     def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        values: dict[str, Any] = {**dict(self), **changes}
+        return type(self)(**values)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read ``TOKENWHEEL_*`` variables; unknown values fail with the variable's name."""
-        env = os.environ if env is None else env
+        values = _Environment(cls, os.environ if env is None else env)()
+        return cls(**values)
 
-        def get(key: str) -> str | None:
-            value = env.get(f"TOKENWHEEL_{key}")
-            return value if value not in (None, "") else None
 
-        kwargs: dict[str, object] = {}
-        if (value := get("INSTANCE_PATH")) is not None:
-            kwargs["instance_path"] = Path(value).resolve()
-        if (value := get("DATABASE_URL")) is not None:
-            kwargs["database_url"] = value
-        if (value := get("DEFAULT_MODEL")) is not None:
-            kwargs["default_model"] = value
-        for key, attr in (
-            ("SESSION_TTL", "session_ttl"),
-            ("RETENTION", "retention"),
-            ("PURGE_INTERVAL", "purge_interval"),
-            ("HUB_TIMEOUT", "hub_timeout"),
-            ("IDEMPOTENCY_WINDOW", "idempotency_window"),
-        ):
-            if (value := get(key)) is not None:
-                kwargs[attr] = parse_duration(f"TOKENWHEEL_{key}", value)
-        if kwargs.get("session_ttl") == 0:
-            raise SettingsError(
-                "TOKENWHEEL_SESSION_TTL=0: every session would expire at once; use e.g. 1h"
-            )
-        if (value := get("SCHEDULER")) is not None:
-            kwargs["scheduler_enabled"] = _bool("TOKENWHEEL_SCHEDULER", value)
-        offline = get("OFFLINE") or env.get("HF_HUB_OFFLINE")
-        if offline is not None:
-            kwargs["offline"] = _bool("TOKENWHEEL_OFFLINE", offline)
-        if (value := get("TORCH_THREADS")) is not None:
-            kwargs["torch_threads"] = _int("TOKENWHEEL_TORCH_THREADS", value, 0, 256)
-        if (value := get("MODEL_CACHE_DIR")) is not None:
-            kwargs["model_cache_dir"] = Path(value).resolve()
-        for key, attr, lower, upper in (
-            ("MAX_PROMPT_CHARS", "max_prompt_chars", 1, 1_000_000),
-            ("MAX_PROMPT_TOKENS", "max_prompt_tokens", 1, 100_000),
-            ("MAX_GENERATED_TOKENS", "max_generated_tokens", 1, 100_000),
-            ("MAX_BODY_BYTES", "max_body_bytes", 1024, 64 << 20),
-            ("SESSIONS_PER_HOUR", "sessions_per_hour", 0, 10_000_000),
-            ("TRUSTED_PROXIES", "trusted_proxies", 0, 10),
-        ):
-            if (value := get(key)) is not None:
-                kwargs[attr] = _int(f"TOKENWHEEL_{key}", value, lower, upper)
-        if (value := get("MAX_CONTEXT")) is not None:
-            kwargs["max_context"] = _int("TOKENWHEEL_MAX_CONTEXT", value, 2, 1_000_000)
-        if (value := get("DTYPE")) is not None:
-            if value not in ("float32", "bfloat16"):
-                raise SettingsError(f"TOKENWHEEL_DTYPE={value!r}: expected float32 or bfloat16")
-            kwargs["dtype"] = value
-        if (value := get("PRELOAD")) is not None:
-            kwargs["preload"] = tuple(m.strip() for m in value.split(",") if m.strip())
-        if (value := get("MODEL_MEMORY_BUDGET")) is not None:
-            kwargs["model_memory_budget"] = parse_bytes("TOKENWHEEL_MODEL_MEMORY_BUDGET", value)
-        if (value := get("ENGINE")) is not None:
-            if value not in ("fast", "naive"):
-                raise SettingsError(f"TOKENWHEEL_ENGINE={value!r}: expected fast or naive")
-            kwargs["engine"] = value
-        if (value := get("INFERENCE")) is not None:
-            if value not in ("process", "thread"):
-                raise SettingsError(f"TOKENWHEEL_INFERENCE={value!r}: expected process or thread")
-            kwargs["inference"] = value
-        for key, attr in (("KV_CACHE", "kv_cache_bytes"), ("LOGITS_CACHE", "logits_cache_bytes")):
-            if (value := get(key)) is not None:
-                kwargs[attr] = parse_bytes(f"TOKENWHEEL_{key}", value)
-        if (value := get("MAX_BATCH")) is not None:
-            kwargs["max_batch"] = _int("TOKENWHEEL_MAX_BATCH", value, 1, 256)
-        if (value := get("MODEL_QUEUE")) is not None:
-            kwargs["model_queue"] = _int("TOKENWHEEL_MODEL_QUEUE", value, 1, 100_000)
-        if (value := get("EXTRA_MODELS")) is not None:
-            kwargs["extra_models"] = parse_extra_models(value)
-        if (value := get("RATE_LIMIT")) is not None:
-            kwargs["rate_limit"] = parse_rate_limit("TOKENWHEEL_RATE_LIMIT", value)
-        if (value := get("LOW_THRESHOLD_RATE_LIMIT")) is not None:
-            kwargs["low_threshold_rate_limit"] = parse_rate_limit(
-                "TOKENWHEEL_LOW_THRESHOLD_RATE_LIMIT", value
-            )
-        if (value := get("REDIS_URL")) is not None:
-            if not value.startswith(("redis://", "rediss://", "redis+unix://")):
-                raise SettingsError(
-                    f"TOKENWHEEL_REDIS_URL={value!r}: expected redis://host:port/db, "
-                    "rediss://… (TLS) or redis+unix:///path/to/redis.sock"
-                )
-            kwargs["redis_url"] = value
-        if (value := get("REDIS_PREFIX")) is not None:
-            kwargs["redis_prefix"] = value
-        if (value := get("CORS_ORIGINS")) is not None:
-            origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
-            for origin in origins:
-                if origin != "*" and not origin.startswith(("http://", "https://")):
-                    raise SettingsError(
-                        f"TOKENWHEEL_CORS_ORIGINS: {origin!r} is not an origin such as "
-                        "https://wheel.example.org"
-                    )
-            kwargs["cors_origins"] = origins
-        if (value := get("LOG_LEVEL")) is not None:
-            kwargs["log_level"] = value.upper()
-        if (value := get("TEACHER_TOKEN")) is not None:
-            kwargs["teacher_token"] = value
-        return cls(**kwargs)  # type: ignore[arg-type]
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of os.environ
+    (it takes no mapping: pydantic/pydantic-settings#653). Empty variables count as unset;
+    values stay text for the fields' validators, which name the variable when they fail."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            key: value
+            for key, value in self._env.items()
+            if value and (key.startswith("TOKENWHEEL_") or key == "HF_HUB_OFFLINE")
+        }
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        return value  # no JSON decoding of tuple fields: PRELOAD is "a,b", not '["a","b"]'
+
+
+@contextmanager
+def _settings_errors() -> Iterator[None]:
+    """Turn pydantic's ValidationError into SettingsError messages naming the variable."""
+    try:
+        yield
+    except ValidationError as exc:
+        messages = []
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else ""
+            name = _variable(key) if key in Settings.model_fields else key
+            cause = error.get("ctx", {}).get("error")
+            if error["type"] == "extra_forbidden":
+                raise TypeError(f"Settings got an unexpected keyword argument {key!r}") from None
+            if isinstance(cause, SettingsError):
+                messages.append(str(cause))
+            elif error["type"] == "literal_error":
+                expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+                messages.append(f"{name}={error['input']!r}: expected {expected}")
+            else:
+                messages.append(f"{name}={error['input']!r}: {error['msg']}")
+        raise SettingsError("; ".join(messages)) from None

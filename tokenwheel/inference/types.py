@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# TOKENWHEEL_DTYPE's values, their one home; each is also the name of its torch dtype
+# (torch.float32...). ``cpu.check_dtype`` says whether this machine can run each.
+DTYPE_NAMES = ("float32", "bfloat16")
+
 
 @dataclass(frozen=True)
 class InferenceOptions:
