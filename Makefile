@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ run: install
 # summary, except under CI=true, where they fail.
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# While iterating: every test that needs no model, no server and no browser (PostgreSQL's
+# included), in under a minute. tests/conftest.py marks the model tests.
+test-fast: install
+	$(BIN)/python -m pytest -m "not model and not server and not browser" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check tokenwheel tests

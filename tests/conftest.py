@@ -1,4 +1,10 @@
-"""Shared fixtures: databases, settings, the real bundled model (loaded once)."""
+"""Shared fixtures: databases, settings, the real bundled model (loaded once).
+
+The tiers: a test that needs a real model (the ``registry`` fixture, directly or through
+``app``, ``client``, ``student``, ``gemma``..., or anything under tests/models) is marked
+``model`` here; ``server`` and ``browser`` tests are marked where they are written.
+``make test-fast`` runs everything else. This module imports no torch: tests/unit must not.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 
-from tokenwheel.inference.registry import ModelRegistry
-from tokenwheel.inference.types import InferenceOptions
 from tokenwheel.settings import Settings
+
+if TYPE_CHECKING:
+    from tokenwheel.inference.registry import ModelRegistry
 
 # The tests never use the network: an accidental Hugging Face Hub call fails at once
 # (the machines this runs on have no Hub access anyway, but a laptop might).
@@ -41,9 +49,25 @@ BUNDLED = "smollm2-135m"
 GEMMA = "gemma-3-270m"
 
 
+# Fixtures that load a real model; a test that uses one, even through other fixtures
+# (``app``, ``client``, ``student``...), is a ``model`` test.
+MODEL_FIXTURES = frozenset({"registry", "gemma"})
+MODEL_DIRECTORY = Path(__file__).parent / "models"  # builds its own registries too
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & MODEL_FIXTURES or MODEL_DIRECTORY in item.path.parents:
+            item.add_marker(pytest.mark.model)
+
+
 @pytest.fixture(scope="session")
 def registry() -> Iterator[ModelRegistry]:
     """The real model registry, shared by the whole test session: each model loads once."""
+    from tokenwheel.inference.registry import ModelRegistry
+    from tokenwheel.inference.types import InferenceOptions
+
     registry = ModelRegistry(
         InferenceOptions(cache_dir=str(MODEL_CACHE), offline=True, default_model="gpt2")
     )

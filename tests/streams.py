@@ -23,9 +23,9 @@ def token(
     category: str = "above_threshold",
     selection: str = "explicit",
     temperature: float = 1.0,
-) -> d.TokenChoice:
+) -> d.TokenFacts:
     other = category == "other"
-    return d.TokenChoice(
+    return d.TokenFacts(
         token_id=token_id,
         token_text=f" t{token_id}",
         probability=p,

@@ -19,14 +19,12 @@ from .api.headers import init_cors, init_security_headers
 from .api.limits import init_limits
 from .api.requests import init_json_bodies, init_request_ids
 from .inference.catalog import spec_from_mapping
-from .inference.registry import ModelRegistry
 from .inference.types import InferenceOptions
 from .redaction import install_redaction
-from .service import LanguageModels, SessionService
+from .services import LanguageModels, Maintenance, StudentSessions, Teaching
 from .settings import Settings
 from .store.database import make_engine
 from .store.sql import SqlEventStore
-from .teaching import TeachingService
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +90,16 @@ def create_app(
             }
         },
     )
-    # Keys stay sorted (Flask's default): a response replayed for an Idempotency-Key comes
-    # back from a JSON column (PostgreSQL's jsonb reorders keys) byte for byte the same.
+    # Keys stay sorted (Flask's default): every answer, a repeated one for an
+    # Idempotency-Key included, comes out byte for byte the same for the same result.
     app.json.sort_keys = True  # type: ignore[attr-defined]
 
     engine = make_engine(settings.database_url)
     store = SqlEventStore(engine)
     if models is None:
+        # imported here: torch loads only in processes that serve a real model
+        from .inference.registry import ModelRegistry
+
         registry = ModelRegistry(inference_options(settings))
         if settings.preload:
             # after the fork (create_app runs in each worker), in the background so the
@@ -110,11 +111,12 @@ def create_app(
                 daemon=True,
             ).start()
         models = registry
-    service = SessionService(store, models, settings)
+    maintenance = Maintenance(store, models, settings)
     app.extensions["tokenwheel.settings"] = settings
     app.extensions["tokenwheel.engine"] = engine
-    app.extensions["tokenwheel.service"] = service
-    app.extensions["tokenwheel.teaching"] = TeachingService(store, models, settings)
+    app.extensions["tokenwheel.sessions"] = StudentSessions(store, models, settings)
+    app.extensions["tokenwheel.teaching"] = Teaching(store, models, settings)
+    app.extensions["tokenwheel.maintenance"] = maintenance
     app.extensions["tokenwheel.models"] = models
 
     install_redaction()
@@ -137,12 +139,14 @@ def create_app(
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     if warm_up:
-        threading.Thread(target=service.warm_up, name="tokenwheel-warm-up", daemon=True).start()
+        threading.Thread(target=maintenance.warm_up, name="tokenwheel-warm-up", daemon=True).start()
 
     if start_scheduler if start_scheduler is not None else settings.scheduler_enabled:
         from .jobs import start_purge_scheduler
 
-        app.extensions["tokenwheel.scheduler"] = start_purge_scheduler(service, engine, settings)
+        app.extensions["tokenwheel.scheduler"] = start_purge_scheduler(
+            maintenance, engine, settings
+        )
     return app
 
 

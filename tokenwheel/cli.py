@@ -90,7 +90,9 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     from .jobs import run_purge
 
     app = create_app(settings, start_scheduler=False)
-    result = run_purge(app.extensions["tokenwheel.service"], app.extensions["tokenwheel.engine"])
+    result = run_purge(
+        app.extensions["tokenwheel.maintenance"], app.extensions["tokenwheel.engine"]
+    )
     if result is None:
         print("another process is purging; nothing done")
     else:
@@ -102,7 +104,7 @@ def cmd_rebuild_index(args: argparse.Namespace, settings: Settings) -> int:
     from . import create_app
 
     app = create_app(settings, start_scheduler=False)
-    count = app.extensions["tokenwheel.service"].rebuild_index()
+    count = app.extensions["tokenwheel.maintenance"].rebuild_index()
     print(f"session_index rebuilt from the events of {count} sessions")
     return 0
 
@@ -120,7 +122,7 @@ def _since(text: str) -> datetime:
 
 def _class_code(text: str) -> str:
     from .domain.errors import InvalidCommand
-    from .domain.session import check_class_code
+    from .domain.rules import check_class_code
 
     try:
         check_class_code(text)

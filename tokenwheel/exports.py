@@ -1,10 +1,9 @@
 """Events as files: CSV (one row per event, payload flattened), JSON and JSON Lines.
 
-The teacher API and ``tokenwheel export-events`` share these formats, and
-:func:`events_from_csv` / :func:`events_from_json` read them back into the same events
-(a test holds them to that). Floats are written with ``repr``, so they read back exactly.
-CSV text cells are spreadsheet-safe: one that would start a formula gets a leading
-apostrophe, which the readers here remove again.
+The teacher API and ``tokenwheel export-events`` share these formats; the tests read them
+back into the same events (``tests/export_readers.py``). Floats are written with
+``repr``, so they read back exactly. CSV text cells are spreadsheet-safe: one that would
+start a formula gets a leading apostrophe.
 """
 
 from __future__ import annotations
@@ -13,19 +12,15 @@ import csv
 import io
 import json
 import re
-import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
-from datetime import datetime
 from typing import Any
 
-from tokenwheel.domain.events import EVENT_TYPES, Event, event_from_record, payload_of
+from tokenwheel.domain.events import EVENT_TYPES, payload_of
 from tokenwheel.store.records import EventRow
 
 CSV_TYPE = "text/csv; charset=utf-8"
 JSON_TYPE = "application/json"
-JSONL_TYPE = "application/x-ndjson"
-FORMATS = ("csv", "json")
 
 ENVELOPE_COLUMNS = (
     "event_id",
@@ -83,18 +78,12 @@ def iter_jsonl(rows: Iterable[EventRow]) -> Iterator[str]:
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
 # injection"); a prompt is typed by a student and opened by a teacher.
 _FORMULA = re.compile(r"^'*[=+\-@\t\r]")
-_QUOTED_FORMULA = re.compile(r"^'+[=+\-@\t\r]")
 
 
 def spreadsheet_text(text: str) -> str:
     """Text that a spreadsheet shows as text: one more leading apostrophe when it would
     start a formula (after any apostrophes it already has), else unchanged."""
     return "'" + text if _FORMULA.match(text) else text
-
-
-def text_from_spreadsheet(text: str) -> str:
-    """The inverse of :func:`spreadsheet_text`: drop the apostrophe it added."""
-    return text[1:] if _QUOTED_FORMULA.match(text) else text
 
 
 def _cell(value: Any) -> str:
@@ -134,62 +123,3 @@ def iter_csv(rows: Iterable[EventRow]) -> Iterator[str]:
 
 def to_csv(rows: Iterable[EventRow]) -> str:
     return "".join(iter_csv(rows))
-
-
-# ---------------------------------------------------------------- reading back
-
-
-def events_from_json(records: Iterable[dict[str, Any]]) -> list[Event]:
-    """Events from :func:`export_record` objects (a parsed JSON export or JSONL lines)."""
-    return [
-        event_from_record(
-            r["type"],
-            r["schema_version"],
-            r["payload"],
-            session_id=r["session_id"],
-            version=r["version"],
-            occurred_at=datetime.fromisoformat(r["occurred_at"]),
-        )
-        for r in records
-    ]
-
-
-def _parse_cell(text: str, annotation: Any) -> Any:
-    args = typing.get_args(annotation)
-    optional = type(None) in args
-    if optional:
-        if text == "":
-            return None
-        annotation = next(a for a in args if a is not type(None))
-    origin = typing.get_origin(annotation) or annotation
-    if origin is bool:
-        return text == "true"
-    if origin in (int, float):
-        return origin(text)
-    if origin in (tuple, list):
-        return json.loads(text)
-    return text_from_spreadsheet(text)
-
-
-def events_from_csv(text: str) -> list[Event]:
-    """Events from a CSV export: each row's cells typed by its event type's fields."""
-    events = []
-    for row in csv.DictReader(io.StringIO(text, newline="")):
-        cls = EVENT_TYPES[row["type"]]
-        hints = typing.get_type_hints(cls)
-        payload = {
-            f.name: _parse_cell(row[f.name], hints[f.name])
-            for f in fields(cls)
-            if f.name not in _ENVELOPE_FIELDS
-        }
-        events.append(
-            event_from_record(
-                row["type"],
-                int(row["schema_version"]),
-                payload,
-                session_id=row["session_id"],
-                version=int(row["version"]),
-                occurred_at=datetime.fromisoformat(row["occurred_at"]),
-            )
-        )
-    return events

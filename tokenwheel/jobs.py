@@ -11,24 +11,24 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .store.locks import purge_lock
 
 if TYPE_CHECKING:
-    from .service import SessionService
+    from .services import Maintenance
     from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def run_purge(service: SessionService, engine: sa.Engine) -> tuple[int, int] | None:
+def run_purge(maintenance: Maintenance, engine: sa.Engine) -> tuple[int, int] | None:
     """Expire and purge once, if this process wins the lock; None if another holds it."""
     with purge_lock(engine) as won:
         if not won:
             log.debug("purge skipped: another process holds the lock")
             return None
         log.debug("purge ran in this process")
-        return service.purge_expired()
+        return maintenance.purge_expired()
 
 
 def start_purge_scheduler(
-    service: SessionService, engine: sa.Engine, settings: Settings
+    maintenance: Maintenance, engine: sa.Engine, settings: Settings
 ) -> BackgroundScheduler | None:
     if settings.purge_interval <= 0:
         return None
@@ -37,7 +37,7 @@ def start_purge_scheduler(
         run_purge,
         "interval",
         seconds=settings.purge_interval,
-        args=(service, engine),
+        args=(maintenance, engine),
         id="purge-expired-sessions",
         max_instances=1,
         coalesce=True,

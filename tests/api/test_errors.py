@@ -1,4 +1,7 @@
-"""Every bad input gets a clear 4xx JSON error and stores nothing."""
+"""Every bad input gets a clear 4xx JSON error and stores nothing.
+
+On the fake model (``fake_app``), except where the real model is the point: its prompt
+window, and the catalog's Hub models that cannot load here."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.api.conftest import Student
+from tests.fakes import VOCAB
 from tokenwheel.store.tables import events
 
 
@@ -31,8 +35,8 @@ def assert_error(r: Any, status: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def prompted(client: FlaskClient) -> Student:
-    s = Student(client)
+def prompted(fake_client: FlaskClient) -> Student:
+    s = Student(fake_client)
     s.prompt("The cat sat on the")
     return s
 
@@ -64,10 +68,12 @@ def test_bad_next_token_parameters_are_400(prompted: Student, query: dict[str, A
     assert next(iter(query)) in body["message"]
 
 
+DOG = VOCAB.index(" dog")  # a token of the fake model's vocabulary
+
 BAD_APPENDS: list[Any] = [
     {},
     {"token_id": -1},
-    {"token_id": 49152},
+    {"token_id": len(VOCAB)},
     {"token_id": 10**12},
     {"token_id": "12"},
     {"token_id": 1.5},
@@ -80,30 +86,32 @@ BAD_APPENDS: list[Any] = [
     {"token_text": ""},
     {"token_text": " mat mat"},
     {"token_text": 5},
-    {"token_id": 1171, "token_text": " cat"},
-    {"token_id": 1171, "threshold": 2},
-    {"token_id": 1171, "temperature": 0},
+    {"token_id": DOG, "token_text": " cat"},
+    {"token_id": DOG, "threshold": 2},
+    {"token_id": DOG, "temperature": 0},
     # JSON bodies take numbers, not numbers in strings or booleans
-    {"token_id": 1171, "threshold": "0.5"},
-    {"token_id": 1171, "temperature": "1"},
-    {"token_id": 1171, "threshold": True},
-    {"token_id": 1171, "temperature": False},
-    {"token_id": 1171, "unexpected": 1},
+    {"token_id": DOG, "threshold": "0.5"},
+    {"token_id": DOG, "temperature": "1"},
+    {"token_id": DOG, "threshold": True},
+    {"token_id": DOG, "temperature": False},
+    {"token_id": DOG, "unexpected": 1},
     [1, 2],
     "token",
 ]
 
 
 @pytest.mark.parametrize("body", BAD_APPENDS, ids=lambda b: repr(b))
-def test_bad_appends_are_400_and_store_nothing(app: Flask, prompted: Student, body: Any) -> None:
-    before = event_count(app)
+def test_bad_appends_are_400_and_store_nothing(
+    fake_app: Flask, prompted: Student, body: Any
+) -> None:
+    before = event_count(fake_app)
     r = prompted.client.post(f"{prompted.url}/append-token", json=body)
     assert_error(r, 400)
-    assert event_count(app) == before
+    assert event_count(fake_app) == before
 
 
-def test_malformed_json_is_400(app: Flask, prompted: Student) -> None:
-    before = event_count(app)
+def test_malformed_json_is_400(fake_app: Flask, prompted: Student) -> None:
+    before = event_count(fake_app)
     for path in ("append-token", "set-prompt"):
         r = prompted.client.post(
             f"{prompted.url}/{path}", data="{not json", content_type="application/json"
@@ -111,18 +119,20 @@ def test_malformed_json_is_400(app: Flask, prompted: Student) -> None:
         assert_error(r, 400)
     r = prompted.client.post("/api/sessions", data="{", content_type="application/json")
     assert_error(r, 400)
-    assert event_count(app) == before
+    assert event_count(fake_app) == before
 
 
 @pytest.mark.parametrize(
     "content_type",
     ["application/x-www-form-urlencoded", "text/plain;charset=UTF-8", "multipart/form-data"],
 )
-def test_a_body_that_is_not_json_is_415(app: Flask, prompted: Student, content_type: str) -> None:
+def test_a_body_that_is_not_json_is_415(
+    fake_app: Flask, prompted: Student, content_type: str
+) -> None:
     """A form post, or fetch() with a JSON string but no Content-Type header (text/plain),
     would otherwise be read as an empty body: create would make a default session and
     ignore the model asked for."""
-    before = event_count(app)
+    before = event_count(fake_app)
     for path, body in (
         ("/api/sessions", "model_name=gemma-3-270m"),
         (f"{prompted.url}/set-prompt", '{"prompt": "A dog"}'),
@@ -132,7 +142,7 @@ def test_a_body_that_is_not_json_is_415(app: Flask, prompted: Student, content_t
         r = prompted.client.post(path, data=body, content_type=content_type)
         message = assert_error(r, 415)["message"]
         assert "application/json" in message
-    assert event_count(app) == before
+    assert event_count(fake_app) == before
     # no body at all needs no Content-Type, and a JSON suffix type is JSON
     assert prompted.client.post(f"{prompted.url}/undo").status_code in (200, 400)
     r = prompted.client.post(
@@ -144,13 +154,13 @@ def test_a_body_that_is_not_json_is_415(app: Flask, prompted: Student, content_t
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", "\n\t ", None, 42, ["a"], {"a": 1}])
-def test_bad_prompts_are_400(app: Flask, prompted: Student, prompt: Any) -> None:
-    before = event_count(app)
+def test_bad_prompts_are_400(fake_app: Flask, prompted: Student, prompt: Any) -> None:
+    before = event_count(fake_app)
     r = prompted.client.post(f"{prompted.url}/set-prompt", json={"prompt": prompt})
     assert_error(r, 400)
     r = prompted.client.post(f"{prompted.url}/set-prompt", json={})
     assert_error(r, 400)
-    assert event_count(app) == before
+    assert event_count(fake_app) == before
 
 
 def test_too_long_prompt_is_400_before_the_model(app: Flask, client: FlaskClient) -> None:
@@ -163,12 +173,12 @@ def test_too_long_prompt_is_400_before_the_model(app: Flask, client: FlaskClient
     assert event_count(app) == before
 
 
-def test_before_a_prompt_probs_and_append_are_400(client: FlaskClient) -> None:
-    s = Student(client)
-    body = assert_error(client.get(f"{s.url}/next-token-probs"), 400)
+def test_before_a_prompt_probs_and_append_are_400(fake_client: FlaskClient) -> None:
+    s = Student(fake_client)
+    body = assert_error(fake_client.get(f"{s.url}/next-token-probs"), 400)
     assert "prompt" in body["message"].lower()
-    assert_error(client.post(f"{s.url}/append-token", json={"token_id": 5}), 400)
-    assert_error(client.post(f"{s.url}/append-token", json={"category": "other"}), 400)
+    assert_error(fake_client.post(f"{s.url}/append-token", json={"token_id": 5}), 400)
+    assert_error(fake_client.post(f"{s.url}/append-token", json={"category": "other"}), 400)
 
 
 def test_undo_with_only_the_prompt_is_the_seed_error(prompted: Student) -> None:
@@ -193,7 +203,7 @@ def test_undo_with_only_the_prompt_is_the_seed_error(prompted: Student) -> None:
         "",  # an empty path segment: a JSON 404, not werkzeug's HTML redirect to "/"
     ],
 )
-def test_unknown_or_malformed_session_ids_are_404(client: FlaskClient, sid: str) -> None:
+def test_unknown_or_malformed_session_ids_are_404(fake_client: FlaskClient, sid: str) -> None:
     for method, path, body in (
         ("get", "", None),
         ("delete", "", None),
@@ -202,7 +212,7 @@ def test_unknown_or_malformed_session_ids_are_404(client: FlaskClient, sid: str)
         ("post", "/append-token", {"token_id": 1}),
         ("post", "/undo", None),
     ):
-        r = getattr(client, method)(f"/api/sessions/{sid}{path}", json=body)
+        r = getattr(fake_client, method)(f"/api/sessions/{sid}{path}", json=body)
         assert_error(r, 404)
 
 
@@ -219,9 +229,9 @@ def test_create_session_errors(app: Flask, client: FlaskClient) -> None:
     assert event_count(app) == before
 
 
-def test_unknown_routes_and_methods_are_json(client: FlaskClient) -> None:
-    assert_error(client.get("/api/nothing-here"), 404)
-    assert_error(client.put("/api/sessions"), 405)
+def test_unknown_routes_and_methods_are_json(fake_client: FlaskClient) -> None:
+    assert_error(fake_client.get("/api/nothing-here"), 404)
+    assert_error(fake_client.put("/api/sessions"), 405)
 
 
 @pytest.mark.parametrize("temperature", [0.009, 1e-3, 1e-12, 1e-300, 5e-324])

@@ -225,7 +225,7 @@ def test_security_headers_on_pages_files_and_every_kind_of_error(settings: Setti
     def fails(*args: object, **kwargs: object) -> None:
         raise RuntimeError("unexpected")
 
-    app.extensions["tokenwheel.service"].statistics = fails
+    app.extensions["tokenwheel.sessions"].statistics = fails
     responses = {
         "page": client.get("/"),
         "teacher page": client.get("/teacher"),
@@ -317,7 +317,7 @@ def test_a_500_says_only_that_it_failed_with_a_logged_request_id(
 ) -> None:
     client = fake_app.test_client()
     student = Student(client)
-    service = fake_app.extensions["tokenwheel.service"]
+    service = fake_app.extensions["tokenwheel.sessions"]
 
     def explode(session_id: str) -> None:
         raise RuntimeError("boom at /srv/secret/config.py line 12")
@@ -379,7 +379,7 @@ def test_no_log_line_holds_a_session_id_whole(settings: Settings) -> None:
         app = app_with(settings, FakeModels())
         client = app.test_client()
         student = Student(client)
-        service = app.extensions["tokenwheel.service"]
+        service = app.extensions["tokenwheel.sessions"]
 
         def fails(session_id: str, *args: object, **kwargs: object) -> None:
             raise RuntimeError(f"UPDATE session_index WHERE session_id = '{session_id}'")

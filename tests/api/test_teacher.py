@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,10 +13,12 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests import export_readers
 from tests.api.conftest import Student
 from tests.api.teacher_client import Lesson, Teacher, build_lesson, teacher_app
-from tokenwheel import exports
+from tests.clock import Clock
 from tokenwheel.inference.registry import ModelRegistry
+from tokenwheel.services import Maintenance, StudentSessions, Teaching
 from tokenwheel.settings import Settings
 from tokenwheel.store.tables import events
 
@@ -39,7 +40,7 @@ def lesson(client: FlaskClient) -> Lesson:
 
 
 def stored_events(app: Flask, session_id: str) -> list:  # type: ignore[type-arg]
-    return app.extensions["tokenwheel.service"].store.load(session_id)  # type: ignore[no-any-return]
+    return app.extensions["tokenwheel.sessions"].store.load(session_id)  # type: ignore[no-any-return]
 
 
 def test_replay_at_every_version_is_what_the_student_saw(lesson: Lesson, teacher: Teacher) -> None:
@@ -229,7 +230,7 @@ def test_exports_parse_back_into_the_same_events(
     assert r.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert r.headers["Content-Disposition"] == f'attachment; filename="session-{sid[:8]}.csv"'
     text = r.get_data(as_text=True)
-    assert exports.events_from_csv(text) == stored
+    assert export_readers.events_from_csv(text) == stored
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert [int(row["version"]) for row in rows] == list(range(1, 9))
     assert {row["class_code"] for row in rows} == {"7b"}
@@ -239,20 +240,24 @@ def test_exports_parse_back_into_the_same_events(
         token = response["appended_token"]
         assert float(row["probability"]) == token["probability"]
         assert int(row["token_id"]) == token["token_id"]
-        assert exports.text_from_spreadsheet(row["token_text"]) == token["token_text"]
+        assert export_readers.text_from_spreadsheet(row["token_text"]) == token["token_text"]
         assert row["threshold"] == threshold and row["occurred_at"]
 
     r = teacher.get(f"/sessions/{sid}/export", format="json")
     assert r.headers["Content-Type"] == "application/json"
     assert r.headers["Content-Disposition"] == f'attachment; filename="session-{sid[:8]}.json"'
-    assert exports.events_from_json(r.json) == stored
+    assert export_readers.events_from_json(r.json) == stored
     assert teacher.get(f"/sessions/{sid}/export").headers["Content-Type"] == "application/json"
 
     for fmt in ("csv", "json"):
         r = teacher.get("/classes/8c/export", format=fmt)
         assert r.headers["Content-Disposition"] == f'attachment; filename="class-8c.{fmt}"'
         text = r.get_data(as_text=True)
-        got = exports.events_from_csv(text) if fmt == "csv" else exports.events_from_json(r.json)
+        got = (
+            export_readers.events_from_csv(text)
+            if fmt == "csv"
+            else export_readers.events_from_json(r.json)
+        )
         assert got == stored_events(app, other.student.id)
     teacher.get(f"/sessions/{sid}/export", expect=400, format="xml")
     teacher.get("/classes/nobody/export", expect=404)
@@ -299,7 +304,7 @@ def test_deleted_sessions_stay_until_purged_then_vanish_everywhere(
     body = teacher.json(f"/sessions/{sid}")
     assert body["session"]["status"] == "deleted" and body["state"]["deleted"] is True
     assert teacher.json(f"/sessions/{sid}/replay", version=9)["event"]["type"] == "SessionDeleted"
-    assert app.extensions["tokenwheel.service"].purge_expired()[1] == 1  # retention 0
+    assert app.extensions["tokenwheel.maintenance"].purge_expired()[1] == 1  # retention 0
     for path in (
         f"/sessions/{sid}",
         f"/sessions/{sid}/replay?version=1",
@@ -337,21 +342,32 @@ def test_class_code_is_optional_and_null_means_none(client: FlaskClient, teacher
     assert json.loads(teacher.get("/sessions").data)["total"] == 2
 
 
+def on_clock(app: Flask, clock: Clock) -> None:
+    """The app's services again, on ``clock``: create_app builds them on the wall clock."""
+    store = app.extensions["tokenwheel.sessions"].store
+    models, settings = app.extensions["tokenwheel.models"], app.extensions["tokenwheel.settings"]
+    app.extensions["tokenwheel.sessions"] = StudentSessions(store, models, settings, clock=clock)
+    app.extensions["tokenwheel.teaching"] = Teaching(store, models, settings, clock=clock)
+    app.extensions["tokenwheel.maintenance"] = Maintenance(store, models, settings, clock=clock)
+
+
 def test_idle_sessions_expire_for_students_but_stay_with_teachers_until_purged(
     settings: Settings, registry: ModelRegistry
 ) -> None:
     """Past the TTL a student's session answers 404; the teacher still finds it (status
     expired), steps through it and sees its wheel, until the retention purges it."""
     app = teacher_app(settings, registry, session_ttl=1, retention=3600)
+    clock = Clock(datetime.now(UTC))
+    on_clock(app, clock)
     client = app.test_client()
     teacher = Teacher(client)
     student = Student(client, class_code="9a")
     student.prompt("Once upon a")
     student.append(token_text=" time")
-    time.sleep(1.2)
+    clock.advance(1.2)
     for method, path in (("get", ""), ("get", "/next-token-probs"), ("post", "/undo")):
         assert getattr(client, method)(f"{student.url}{path}").status_code == 404, path
-    service = app.extensions["tokenwheel.service"]
+    service = app.extensions["tokenwheel.maintenance"]
     expired, purged = service.purge_expired()  # marks it expired; retention keeps it
     assert (expired, purged) == (1, 0)
     [listed] = teacher.json("/sessions", class_code="9a", status="expired")["sessions"]
@@ -360,7 +376,7 @@ def test_idle_sessions_expire_for_students_but_stay_with_teachers_until_purged(
     wheel = teacher.json(f"/sessions/{student.id}/next-token-probs", version=3)
     assert wheel["above_threshold_tokens"]
     assert teacher.json("/classes/9a/statistics")["tokens_generated"] == 1
-    future = datetime.now(UTC) + timedelta(hours=2)
+    future = clock.now + timedelta(hours=2)
     assert service.store.purge(future) == 1
     assert teacher.get(f"/sessions/{student.id}", expect=404)
     assert teacher.json("/sessions", class_code="9a")["total"] == 0

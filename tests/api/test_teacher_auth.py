@@ -1,4 +1,6 @@
-"""Every teacher endpoint, taken from the OpenAPI spec, refuses without the right token."""
+"""Every teacher endpoint, taken from the OpenAPI spec, refuses without the right token.
+
+On the fake model: who may call what does not depend on the model's numbers."""
 
 from __future__ import annotations
 
@@ -13,15 +15,16 @@ from flask.testing import FlaskClient
 
 from tests.api.conftest import Student, make_app
 from tests.api.teacher_client import TOKEN, teacher_app
-from tokenwheel.inference.registry import ModelRegistry
+from tests.fakes import FakeModels
 from tokenwheel.settings import Settings
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 
 @pytest.fixture
-def app(settings: Settings, registry: ModelRegistry) -> Flask:
-    return teacher_app(settings, registry)
+def fake_app(settings: Settings) -> Flask:
+    """The fake-model app of tests/api/conftest.py, with the teacher API enabled."""
+    return teacher_app(settings, FakeModels())  # type: ignore[arg-type]
 
 
 def teacher_operations(client: FlaskClient, session_id: str) -> list[tuple[str, str]]:
@@ -44,10 +47,10 @@ def teacher_operations(client: FlaskClient, session_id: str) -> list[tuple[str, 
 
 
 @pytest.fixture
-def operations(client: FlaskClient) -> list[tuple[str, str]]:
-    student = Student(client, class_code="7b")
-    student.prompt("Hello")
-    ops = teacher_operations(client, student.id)
+def operations(fake_client: FlaskClient) -> list[tuple[str, str]]:
+    student = Student(fake_client, class_code="7b")
+    student.prompt("The cat")  # words the fake model knows
+    ops = teacher_operations(fake_client, student.id)
     assert len(ops) >= 7  # list, detail, replay, statistics, exports, class statistics
     return ops
 
@@ -73,19 +76,20 @@ REFUSED = [
 
 @pytest.mark.parametrize("authorization", REFUSED, ids=repr)
 def test_missing_or_wrong_token_is_401(
-    client: FlaskClient, operations: list[tuple[str, str]], authorization: str | None
+    fake_client: FlaskClient, operations: list[tuple[str, str]], authorization: str | None
 ) -> None:
     for method, url in operations:
-        r = call(client, method, url, authorization)
+        r = call(fake_client, method, url, authorization)
         assert r.status_code == 401, (method, url, r.status_code)
         assert r.headers["WWW-Authenticate"].lower().startswith("bearer")
         assert r.json["error"] and "Authorization: Bearer" in r.json["message"]
 
 
 def test_disabled_teacher_api_is_403_with_how_to_enable_it(
-    settings: Settings, registry: ModelRegistry, operations: list[tuple[str, str]]
+    settings: Settings, operations: list[tuple[str, str]]
 ) -> None:
-    client = make_app(settings, registry).test_client()  # no TOKENWHEEL_TEACHER_TOKEN
+    app = make_app(settings, FakeModels())  # type: ignore[arg-type]
+    client = app.test_client()  # no TOKENWHEEL_TEACHER_TOKEN
     for authorization in (None, f"Bearer {TOKEN}", "Bearer anything"):
         for method, url in operations:
             r = call(client, method, url, authorization)
@@ -94,7 +98,7 @@ def test_disabled_teacher_api_is_403_with_how_to_enable_it(
 
 
 def test_the_right_token_passes_and_is_compared_in_constant_time(
-    client: FlaskClient, operations: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+    fake_client: FlaskClient, operations: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
     compare = hmac.compare_digest
@@ -105,21 +109,21 @@ def test_the_right_token_passes_and_is_compared_in_constant_time(
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
     for method, url in operations:
-        r = call(client, method, url, f"bearer {TOKEN}")  # the scheme is case-insensitive
+        r = call(fake_client, method, url, f"bearer {TOKEN}")  # the scheme is case-insensitive
         # replay needs ?version (400); everything else answers
         assert r.status_code in (200, 400), (method, url, r.status_code, r.data[:200])
     assert len(calls) == len(operations)
 
 
-def test_unknown_sessions_are_401_not_404_without_the_token(client: FlaskClient) -> None:
-    r = client.get(f"/api/teacher/sessions/{uuid.uuid4()}")
+def test_unknown_sessions_are_401_not_404_without_the_token(fake_client: FlaskClient) -> None:
+    r = fake_client.get(f"/api/teacher/sessions/{uuid.uuid4()}")
     assert r.status_code == 401
 
 
-def test_student_endpoints_never_list_sessions(client: FlaskClient) -> None:
-    Student(client, class_code="7b")
-    assert client.get("/api/sessions").status_code == 405
-    spec = client.get("/api/openapi.json").json
+def test_student_endpoints_never_list_sessions(fake_client: FlaskClient) -> None:
+    Student(fake_client, class_code="7b")
+    assert fake_client.get("/api/sessions").status_code == 405
+    spec = fake_client.get("/api/openapi.json").json
     student_paths = [p for p in spec["paths"] if not p.startswith("/api/teacher")]
     for path in student_paths:
         if "get" in spec["paths"][path]:

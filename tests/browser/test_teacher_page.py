@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests import export_readers
 from tests.browser.conftest import (
     TEACHER_TOKEN,
     PageWatch,
@@ -20,7 +21,6 @@ from tests.browser.conftest import (
     screenshot,
     start_session,
 )
-from tokenwheel import exports
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -275,7 +275,7 @@ def test_a_lesson_made_on_the_student_page_is_stepped_through_on_the_teacher_pag
     with page.expect_download() as info:
         page.locator('.download[data-scope="class"][data-format="csv"]').click()
     assert info.value.suggested_filename == f"class-{class_code}.csv"
-    events = exports.events_from_csv(Path(info.value.path()).read_text())
+    events = export_readers.events_from_csv(Path(info.value.path()).read_text())
     assert [e.version for e in events] == [1, 2, 3, 4, 5]
     assert {e.session_id for e in events} == {sid}
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 from tokenwheel.jobs import run_purge
-from tokenwheel.service import SessionService
+from tokenwheel.services import Maintenance
 from tokenwheel.settings import Settings
 from tokenwheel.store.database import make_engine
 from tokenwheel.store.sql import SqlEventStore
@@ -22,7 +22,7 @@ def main() -> None:
     hold = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     settings = Settings(database_url=url, session_ttl=60, retention=0, scheduler_enabled=False)
     engine = make_engine(url)
-    service = SessionService(SqlEventStore(engine), models=None, settings=settings)  # type: ignore[arg-type]
+    service = Maintenance(SqlEventStore(engine), models=None, settings=settings)  # type: ignore[arg-type]
     runs: list[tuple[float, float]] = []
     purge = service.purge_expired
 

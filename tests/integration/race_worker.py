@@ -45,8 +45,8 @@ def main() -> None:
     )
     app = create_app(settings, models=models)  # type: ignore[arg-type]
     retries = ConflictCounter()
-    logging.getLogger("tokenwheel.service").addHandler(retries)
-    logging.getLogger("tokenwheel.service").setLevel(logging.INFO)
+    logging.getLogger("tokenwheel.services.repository").addHandler(retries)
+    logging.getLogger("tokenwheel.services.repository").setLevel(logging.INFO)
     seen: list[dict[str, Any]] = []
     statuses: list[int] = []
     blind: list[int] = []  # statuses of appends that named no version

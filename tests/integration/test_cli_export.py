@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import export_readers
 from tests.integration.test_views import store_streams
 from tests.streams import A, B, D, E, build
-from tokenwheel import cli, exports
+from tokenwheel import cli
 from tokenwheel.store import migrate
 from tokenwheel.store.database import make_engine
 from tokenwheel.store.records import EventFilter
@@ -43,7 +44,7 @@ def test_jsonl_to_stdout_reads_back_into_every_event(
     lines = run(capsys, "--format", "jsonl").splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["event_id"] for r in records] == [row.id for row in seeded]
-    assert exports.events_from_json(records) == [row.event for row in seeded]
+    assert export_readers.events_from_json(records) == [row.event for row in seeded]
     assert {r["class_code"] for r in records} == {"7b", "8c"}
 
 
@@ -53,11 +54,11 @@ def test_csv_filtered_by_class_and_time_to_a_file(
     out = tmp_path / "events.csv"
     assert run(capsys, "--class", "7b", "--output", str(out)) == ""
     wanted = [row.event for row in seeded if row.class_code == "7b"]
-    assert exports.events_from_csv(out.read_text(encoding="utf-8")) == wanted
+    assert export_readers.events_from_csv(out.read_text(encoding="utf-8")) == wanted
     later = run(capsys, "--class", "7b", "--since", "2026-11-25T10:30")  # no zone: UTC
-    assert [e.session_id[-1] for e in exports.events_from_csv(later)] == ["3"] * 3
-    assert exports.events_from_csv(run(capsys, "--since", "2026-11-26")) == []
-    everything = exports.events_from_csv(run(capsys, "--since", "2026-11-25"))
+    assert [e.session_id[-1] for e in export_readers.events_from_csv(later)] == ["3"] * 3
+    assert export_readers.events_from_csv(run(capsys, "--since", "2026-11-26")) == []
+    everything = export_readers.events_from_csv(run(capsys, "--since", "2026-11-25"))
     assert everything == [row.event for row in seeded]
 
 

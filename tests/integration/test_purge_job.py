@@ -18,7 +18,7 @@ from tests.integration.workers import Workers
 from tokenwheel import create_app
 from tokenwheel.domain import session as d
 from tokenwheel.jobs import run_purge
-from tokenwheel.service import SessionService
+from tokenwheel.services import Maintenance
 from tokenwheel.settings import Settings
 from tokenwheel.store import migrate
 from tokenwheel.store.database import make_engine
@@ -42,7 +42,7 @@ def seed_idle_sessions(url: str, count: int, idle_for: timedelta, first: int = 0
         state = d.replay(created)
         assert state is not None
         more = d.set_prompt(state, "hello", (1, 2), at)
-        key = IdempotencyRecord(sid, "k", "POST /x", "h", 200, {"version": 2}, at)
+        key = IdempotencyRecord(sid, "k", "POST /x", "h", sid, 2, {}, at)
         store.append(created + more, 0, d.summarize(d.apply(state, more[0])), key)
     engine.dispose()
 
@@ -122,7 +122,7 @@ def test_a_process_holding_the_lock_keeps_others_out_even_when_it_dies(
     seed_idle_sessions(database_url, 5, timedelta(hours=2))
     engine = make_engine(database_url)
     settings = Settings(database_url=database_url, session_ttl=60, retention=0)
-    service = SessionService(SqlEventStore(engine), models=None, settings=settings)  # type: ignore[arg-type]
+    service = Maintenance(SqlEventStore(engine), models=None, settings=settings)  # type: ignore[arg-type]
     with subprocess.Popen(
         [sys.executable, "-c", HOLD_THE_LOCK, database_url],
         cwd=ROOT,
@@ -239,7 +239,7 @@ def test_a_purge_that_crashes_halfway_leaves_whole_sessions_and_the_next_run_fin
     engine = make_engine(database_url)
     store = SqlEventStore(engine)
     settings = Settings(database_url=database_url, session_ttl=60, retention=0)
-    service = SessionService(store, models=None, settings=settings)  # type: ignore[arg-type]
+    service = Maintenance(store, models=None, settings=settings)  # type: ignore[arg-type]
     store.expire_idle(datetime.now(UTC), 60)
     try:
         crash = CrashAfter(engine, 3)

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.fakes import FakeModels
 from tests.integration.workers import Workers
 from tokenwheel.domain import session as d
-from tokenwheel.service import SessionService
+from tokenwheel.services import StudentSessions
 from tokenwheel.settings import Settings
 from tokenwheel.store import migrate
 from tokenwheel.store.database import make_engine
@@ -27,7 +27,7 @@ def test_two_processes_of_sixteen_threads_race_on_one_session(
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     store = SqlEventStore(engine)
-    service = SessionService(store, FakeModels(), Settings(database_url=database_url))
+    service = StudentSessions(store, FakeModels(), Settings(database_url=database_url))
     session_id = service.create_session().session_id
     service.set_prompt(session_id, "The cat")
 

@@ -39,8 +39,8 @@ def store(request: pytest.FixtureRequest) -> Iterator[InMemoryEventStore | SqlEv
     engine.dispose()
 
 
-def choice(token_id: int) -> d.TokenChoice:
-    return d.TokenChoice(
+def choice(token_id: int) -> d.TokenFacts:
+    return d.TokenFacts(
         token_id=token_id,
         token_text=f"t{token_id}",
         probability=0.5,
@@ -129,8 +129,9 @@ def test_a_write_failing_late_rolls_back_the_whole_append(store) -> None:  # typ
         idempotency_key="k-1",
         method_path="POST /append-token",
         request_hash="h",
-        response_status=200,
-        response_body={"ok": True},
+        result_session_id=sid(1),
+        result_version=2,
+        receipt={"ok": True},
         created_at=T0,
     )
     first = d.append_token(state, choice(5), T0, 9)
@@ -145,7 +146,7 @@ def test_a_write_failing_late_rolls_back_the_whole_append(store) -> None:  # typ
     assert [e.version for e in store.load(sid(1))] == [1, 2, 3]
     record = store.get_record(sid(1))
     assert (record.version, record.generated_count, record.undo_count) == (3, 1, 0)
-    assert store.get_idempotency(sid(1), "k-1").response_body == {"ok": True}
+    assert store.get_idempotency(sid(1), "k-1").receipt == {"ok": True}
     store.drop_idempotency(sid(1), "k-1")  # a key past its window
     assert store.get_idempotency(sid(1), "k-1") is None
     store.append(batch, after_first.version, d.summarize(after), key)  # now it goes in
@@ -233,8 +234,9 @@ def key_record(n: int, key: str, at: datetime = T0) -> IdempotencyRecord:
         idempotency_key=key,
         method_path=f"POST /api/sessions/{sid(n)}/append-token",
         request_hash="ab" * 32,
-        response_status=200,
-        response_body={"version": 3, "current_text": "The cat é", "token_history": [{"a": 1}]},
+        result_session_id=sid(n),
+        result_version=3,
+        receipt={"draw": 0.25, "wedge": "token", "text": "The cat é", "list": [{"a": 1}]},
         created_at=at,
     )
 

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 
 from tests.conftest import BUNDLED, GEMMA
 from tests.threads import at_once
-from tokenwheel.inference.catalog import ModelSpec
-from tokenwheel.inference.engine import InferenceEngine, KVEntry, PrefixCache
+from tokenwheel.inference.engine import InferenceEngine
+from tokenwheel.inference.kv import KVEntry, PrefixCache
 from tokenwheel.inference.registry import ModelRegistry
 from tokenwheel.inference.types import OverloadedError
 
@@ -249,22 +249,6 @@ def test_prefix_cache_is_bounded_and_keeps_one_entry_per_branch() -> None:
     assert cache.bytes <= cache.max_bytes and (1, 2, 3, 4, 5) not in cache.entries
 
 
-class SlowModel:
-    """A model whose forward pass takes ``seconds``: it keeps the model thread busy."""
-
-    supports_kv = False
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.spec = ModelSpec(
-            id=f"slow-{seconds}", name="", description="", parameters="0", source="local"
-        )
-
-    def logits(self, ids: object) -> torch.Tensor:
-        time.sleep(self.seconds)
-        return torch.zeros(3)
-
-
 def test_a_full_queue_answers_503_with_retry_after(
     client: FlaskClient, registry: ModelRegistry, app
 ) -> None:  # type: ignore[no-untyped-def]
@@ -272,22 +256,34 @@ def test_a_full_queue_answers_503_with_retry_after(
 
     s = Student(client)
     s.prompt("A busy classroom")
+    model = registry.get(BUNDLED)
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(module: object, args: object) -> None:
+        """Keeps the model thread inside its forward pass until the test lets it go."""
+        busy.set()
+        release.wait(60)
+
+    hook = model.model.register_forward_pre_hook(hold)
     saved = registry.engine
     engine = registry.engine = InferenceEngine(threads=2, max_queue=1)
     try:
-        blocker = threading.Thread(target=engine.logits, args=(SlowModel(1.5), [1]))
+        blocker = threading.Thread(target=engine.logits, args=(model, [1]))
         blocker.start()
-        time.sleep(0.3)  # the model thread is now busy
-        filler = threading.Thread(target=engine.logits, args=(SlowModel(0), [2]))
+        assert busy.wait(60)  # the model thread is now busy
+        filler = threading.Thread(target=engine.logits, args=(model, [2]))
         filler.start()
         time.sleep(0.1)  # the queue is full
         with pytest.raises(OverloadedError):
-            engine.logits(registry.get(BUNDLED), [1, 2, 3])
+            engine.logits(model, [1, 2, 3])
         r = client.get(f"{s.url}/next-token-probs", query_string={"temperature": 1.234})
         assert r.status_code == 503 and r.headers["Retry-After"] == "1"
         assert r.json["error"] == "Server busy"
+        release.set()
         blocker.join()
         filler.join()
     finally:
+        release.set()
+        hook.remove()
         registry.engine = saved
         engine.shutdown()

@@ -16,7 +16,8 @@ from tests.conftest import BUNDLED, MODEL_CACHE
 from tests.models.conftest import TINY, tiny_spec
 from tests.threads import at_once
 from tokenwheel.inference import loading
-from tokenwheel.inference.registry import ModelRegistry, check_dtype
+from tokenwheel.inference.cpu import check_dtype
+from tokenwheel.inference.registry import ModelRegistry
 from tokenwheel.inference.types import InferenceOptions, UnsupportedDtypeError
 from tokenwheel.settings import Settings, SettingsError
 
@@ -144,7 +145,7 @@ def test_hub_model_without_network_fails_fast_with_reason(
 def test_one_hub_probe_serves_every_hub_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """Listing the four Hub models asks the network once, not four times (each probe
     can cost the whole hub timeout when packets are dropped)."""
-    from tokenwheel.inference import registry as registry_module
+    from tokenwheel.inference import availability as availability_module
 
     probes: list[float] = []
 
@@ -152,7 +153,7 @@ def test_one_hub_probe_serves_every_hub_model(monkeypatch: pytest.MonkeyPatch) -
         probes.append(timeout)
         return "huggingface.co cannot be looked up (no network or no DNS)"
 
-    monkeypatch.setattr(registry_module, "probe_hub", unreachable)
+    monkeypatch.setattr(availability_module, "probe_hub", unreachable)
     online = ModelRegistry(InferenceOptions(cache_dir=str(MODEL_CACHE), offline=False))
     infos = {m.id: m for m in online.describe()}
     hub = [m for m in infos.values() if m.source == "hub"]
@@ -180,7 +181,7 @@ def test_loading_a_model_never_stops_the_others(
 ) -> None:
     """A load takes seconds (a GGUF conversion up to 40 s): it must not hold the model
     thread, or every student of every other model would wait for it."""
-    from tokenwheel.inference import registry as registry_module
+    from tokenwheel.inference import engine as engine_module
 
     slow = tiny_spec(tiny_gpt2_folder, "gpt2-tiny-slow")
     registry = ModelRegistry(
@@ -192,14 +193,14 @@ def test_loading_a_model_never_stops_the_others(
     )
     registry.get(TINY)
     release = threading.Event()
-    real_load = registry_module.load_pretrained
+    real_load = engine_module.load_pretrained
 
     def slow_load(spec, options, dtype):  # type: ignore[no-untyped-def]
         if spec.id == slow.id:
             release.wait(60)
         return real_load(spec, options, dtype)
 
-    monkeypatch.setattr(registry_module, "load_pretrained", slow_load)
+    monkeypatch.setattr(engine_module, "load_pretrained", slow_load)
     loader = threading.Thread(target=registry.get, args=(slow.id,))
     loader.start()
     try:

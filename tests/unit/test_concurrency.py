@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from tests.fakes import FakeModels
+from tests.services import maintenance_of
 from tests.threads import at_once
 from tests.unit.test_domain import choice
 from tokenwheel.domain import session as d
 from tokenwheel.domain.errors import IdempotencyKeyReused, VersionConflict
 from tokenwheel.domain.events import Event
 from tokenwheel.domain.session import SessionSummary
-from tokenwheel.service import (
-    AlreadyApplied,
-    AppendRequest,
-    AppendResult,
-    Idempotency,
-    SessionService,
-)
+from tokenwheel.services import AppendRequest, IdempotencyKey, StudentSessions
 from tokenwheel.settings import Settings
 from tokenwheel.store.memory import InMemoryEventStore
 from tokenwheel.store.records import IdempotencyRecord
@@ -60,29 +55,23 @@ class RivalProcessStore(InMemoryEventStore):
             raise
 
 
-def make_service(store: InMemoryEventStore | None = None) -> SessionService:
-    return SessionService(
+def make_service(store: InMemoryEventStore | None = None) -> StudentSessions:
+    return StudentSessions(
         store or InMemoryEventStore(), FakeModels(), SETTINGS, rng=random.Random(7)
     )
 
 
-def prompted(service: SessionService) -> str:
+def prompted(service: StudentSessions) -> str:
     sid = service.create_session().session_id
     service.set_prompt(sid, "The cat")
     return sid
 
 
-def key(name: str, request_hash: str = "h1") -> Idempotency:
-    def render(result: Any) -> tuple[int, dict[str, Any]]:
-        if isinstance(result, AppendResult):
-            token = result.token
-            return 200, {"version": result.view.state.version, "token_id": token.token_id}
-        return 200, {"version": result.view.state.version}
-
-    return Idempotency(key=name, method_path="POST /x", request_hash=request_hash, render=render)
+def key(name: str, request_hash: str = "h1") -> IdempotencyKey:
+    return IdempotencyKey(key=name, method_path="POST /x", request_hash=request_hash)
 
 
-def versions(service: SessionService, sid: str) -> list[int]:
+def versions(service: StudentSessions, sid: str) -> list[int]:
     return [e.version for e in service.store.load(sid)]
 
 
@@ -108,12 +97,12 @@ def test_a_repeated_idempotency_key_answers_the_first_response_and_stores_once()
     service = make_service()
     sid = prompted(service)
     first = service.append_token(sid, AppendRequest(category="other"), idempotency=key("k1"))
+    assert not first.repeated
     for _ in range(3):
-        with pytest.raises(AlreadyApplied) as replay:
-            service.append_token(sid, AppendRequest(category="other"), idempotency=key("k1"))
-        assert replay.value.response.status == 200
-        # the sampled Other token is the first one, not a new draw
-        assert replay.value.response.body == {"version": 3, "token_id": first.token.token_id}
+        again = service.append_token(sid, AppendRequest(category="other"), idempotency=key("k1"))
+        assert again.repeated
+        # the sampled Other token is the first one, not a new draw: the whole result is
+        assert again == replace(first, repeated=True)
     assert versions(service, sid) == [1, 2, 3]
     with pytest.raises(IdempotencyKeyReused):
         service.append_token(sid, AppendRequest(token_id=5), idempotency=key("k1", "h2"))
@@ -130,10 +119,10 @@ def test_a_replay_wins_over_a_stale_expected_version() -> None:
     service = make_service()
     sid = prompted(service)
     service.append_token(sid, AppendRequest(token_id=3), expected_version=2, idempotency=key("k"))
-    with pytest.raises(AlreadyApplied):
-        service.append_token(
-            sid, AppendRequest(token_id=3), expected_version=2, idempotency=key("k")
-        )
+    again = service.append_token(
+        sid, AppendRequest(token_id=3), expected_version=2, idempotency=key("k")
+    )
+    assert again.repeated and again.view.state.version == 3
 
 
 def test_conflicts_with_another_process_are_retried() -> None:
@@ -186,15 +175,15 @@ def test_threads_in_one_process_take_turns_without_conflicts() -> None:
     assert not errors
     assert versions(service, sid) == list(range(1, 2 + 16 * 3 + 1))
     assert store.conflicts == 0
-    assert service._locks.get(sid) is None  # the lock table forgets idle sessions
+    assert service.repository._locks.get(sid) is None  # the lock table forgets idle sessions
 
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
-def hour_window_service(clock: list[datetime]) -> SessionService:
+def hour_window_service(clock: list[datetime]) -> StudentSessions:
     """Keys kept an hour; sessions live a week; time is ``clock[0]``."""
-    return SessionService(
+    return StudentSessions(
         InMemoryEventStore(),
         FakeModels(),
         SETTINGS.with_overrides(idempotency_window=3600, session_ttl=86400 * 7),
@@ -209,10 +198,10 @@ def test_purge_drops_idempotency_keys_after_the_window() -> None:
     sid = prompted(service)
     service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
     clock[0] = now + timedelta(minutes=59)
-    service.purge_expired()
+    maintenance_of(service).purge_expired()
     assert service.store.get_idempotency(sid, "k") is not None
     clock[0] = now + timedelta(minutes=61)
-    service.purge_expired()
+    maintenance_of(service).purge_expired()
     assert service.store.get_idempotency(sid, "k") is None
     service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))  # a new request
     assert versions(service, sid) == [1, 2, 3, 4]
@@ -224,14 +213,14 @@ class BrokenStore(InMemoryEventStore):
 
 
 def test_readiness_checks_the_database_and_the_default_model_without_loading_it() -> None:
-    service = make_service()
+    service = maintenance_of(make_service())
     first = service.readiness()
     assert not first.ready and first.default_model == "fake"
     assert first.checks["database"] == "ok" and "loading" in first.checks["model"]
     assert not service.models.loaded("fake")  # asking did not load it
     service.warm_up()
     assert service.readiness().ready
-    broken = SessionService(BrokenStore(), FakeModels(), SETTINGS)
+    broken = maintenance_of(StudentSessions(BrokenStore(), FakeModels(), SETTINGS))
     broken.warm_up()
     readiness = broken.readiness()
     assert not readiness.ready and readiness.checks["model"] == "ok"
@@ -245,8 +234,7 @@ def test_a_key_past_its_window_is_a_new_request() -> None:
     service = hour_window_service(clock)
     sid = prompted(service)
     service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
-    with pytest.raises(AlreadyApplied):
-        service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
+    assert service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k")).repeated
     clock[0] = NOW + timedelta(minutes=61)  # no purge ran
     service.append_token(sid, AppendRequest(token_id=3), idempotency=key("k"))
     assert versions(service, sid) == [1, 2, 3, 4]

@@ -29,7 +29,7 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 SID = "00000000-0000-4000-8000-000000000001"
 
 
-def choice(token_id: int = 7, text: str = " mat", p: float = 0.2, **kw: object) -> d.TokenChoice:
+def choice(token_id: int = 7, text: str = " mat", p: float = 0.2, **kw: object) -> d.TokenFacts:
     base = dict(
         token_id=token_id,
         token_text=text,
@@ -43,7 +43,7 @@ def choice(token_id: int = 7, text: str = " mat", p: float = 0.2, **kw: object) 
         rank=1,
     )
     base.update(kw)
-    return d.TokenChoice(**base)  # type: ignore[arg-type]
+    return d.TokenFacts(**base)  # type: ignore[arg-type]
 
 
 def run(state: d.SessionState | None, events: list) -> d.SessionState:  # type: ignore[type-arg]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.fakes import VOCAB, FakeModels
+from tests.services import maintenance_of
 from tokenwheel.domain import session as d
 from tokenwheel.domain.errors import (
     InvalidCommand,
@@ -17,7 +18,7 @@ from tokenwheel.domain.errors import (
     SessionNotFound,
     UnknownModel,
 )
-from tokenwheel.service import AppendRequest, SessionService
+from tokenwheel.services import AppendRequest, StudentSessions
 from tokenwheel.settings import Settings
 from tokenwheel.store.memory import InMemoryEventStore
 
@@ -39,7 +40,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def service(clock: Clock) -> SessionService:
+def service(clock: Clock) -> StudentSessions:
     settings = Settings(
         session_ttl=3600,
         retention=86400,
@@ -47,12 +48,12 @@ def service(clock: Clock) -> SessionService:
         max_prompt_chars=50,
         scheduler_enabled=False,
     )
-    return SessionService(
+    return StudentSessions(
         InMemoryEventStore(), FakeModels(), settings, clock=clock, rng=random.Random(1)
     )
 
 
-def test_full_flow_and_replay(service: SessionService) -> None:
+def test_full_flow_and_replay(service: StudentSessions) -> None:
     view = service.create_session()
     sid = view.session_id
     assert view.state.model_name == "fake"
@@ -83,19 +84,21 @@ def test_full_flow_and_replay(service: SessionService) -> None:
     assert live.generated_ids == (chosen.token_id,)
 
 
-def test_undo_returns_the_same_distribution_without_a_forward_pass(service: SessionService) -> None:
+def test_undo_returns_the_same_distribution_without_a_forward_pass(
+    service: StudentSessions,
+) -> None:
     sid = service.create_session().session_id
     service.set_prompt(sid, "The cat")
     before = service.next_token_probs(sid).distribution
     service.append_token(sid, AppendRequest(token_text=" sat"))
     service.undo(sid)
-    calls = service.models.fakes["fake"].calls  # type: ignore[attr-defined]
+    calls = service.models.models.fakes["fake"].calls  # type: ignore[attr-defined]
     after = service.next_token_probs(sid).distribution
     assert after == before
-    assert service.models.fakes["fake"].calls == calls  # type: ignore[attr-defined]
+    assert service.models.models.fakes["fake"].calls == calls  # type: ignore[attr-defined]
 
 
-def test_token_text_must_agree_with_token_id(service: SessionService) -> None:
+def test_token_text_must_agree_with_token_id(service: StudentSessions) -> None:
     sid = service.create_session().session_id
     service.set_prompt(sid, "The cat")
     with pytest.raises(InvalidCommand):
@@ -111,7 +114,7 @@ def test_token_text_must_agree_with_token_id(service: SessionService) -> None:
     assert service.store.load(sid)[-1].version == 2  # nothing stored
 
 
-def test_errors_before_prompt_and_unknown_model(service: SessionService) -> None:
+def test_errors_before_prompt_and_unknown_model(service: StudentSessions) -> None:
     sid = service.create_session().session_id
     with pytest.raises(PromptNotSet):
         service.next_token_probs(sid)
@@ -127,7 +130,7 @@ def test_errors_before_prompt_and_unknown_model(service: SessionService) -> None
     "sid",
     ["nope", "", "00000000-0000-0000-0000-00000000000Z", "{00000000-0000-4000-8000-000000000001}"],
 )
-def test_malformed_and_unknown_ids_are_not_found(service: SessionService, sid: str) -> None:
+def test_malformed_and_unknown_ids_are_not_found(service: StudentSessions, sid: str) -> None:
     with pytest.raises(SessionNotFound):
         service.get_session(sid)
 
@@ -145,14 +148,14 @@ def test_malformed_and_unknown_ids_are_not_found(service: SessionService, sid: s
         dict(other_top_k=-1),
     ],
 )
-def test_sampling_parameters_are_bounded(service: SessionService, kwargs: dict) -> None:  # type: ignore[type-arg]
+def test_sampling_parameters_are_bounded(service: StudentSessions, kwargs: dict) -> None:  # type: ignore[type-arg]
     sid = service.create_session().session_id
     service.set_prompt(sid, "The cat")
     with pytest.raises(InvalidCommand):
         service.next_token_probs(sid, **kwargs)
 
 
-def test_limits(service: SessionService) -> None:
+def test_limits(service: StudentSessions) -> None:
     sid = service.create_session().session_id
     with pytest.raises(InvalidCommand):
         service.set_prompt(sid, "x" * 51)
@@ -163,7 +166,7 @@ def test_limits(service: SessionService) -> None:
         service.append_token(sid, AppendRequest(token_text=" sat"))
 
 
-def test_deleted_session_is_gone_for_students(service: SessionService) -> None:
+def test_deleted_session_is_gone_for_students(service: StudentSessions) -> None:
     sid = service.create_session().session_id
     service.delete_session(sid)
     for call in (
@@ -176,7 +179,7 @@ def test_deleted_session_is_gone_for_students(service: SessionService) -> None:
             call()
 
 
-def test_expiry_and_purge(service: SessionService, clock: Clock) -> None:
+def test_expiry_and_purge(service: StudentSessions, clock: Clock) -> None:
     idle = service.create_session().session_id
     busy = service.create_session().session_id
     clock.advance(3000)
@@ -185,29 +188,29 @@ def test_expiry_and_purge(service: SessionService, clock: Clock) -> None:
     with pytest.raises(SessionNotFound):
         service.get_session(idle)  # idle past the TTL, even before the job ran
     service.get_session(busy)
-    assert service.purge_expired() == (1, 0)
+    assert maintenance_of(service).purge_expired() == (1, 0)
     assert service.store.get_record(idle).status == "expired"
-    assert service.purge_expired() == (0, 0)  # idempotent
+    assert maintenance_of(service).purge_expired() == (0, 0)  # idempotent
     clock.advance(86400 + 1)
     # idle is purged (expired longer than the retention); busy has only now expired
-    assert service.purge_expired() == (1, 1)
+    assert maintenance_of(service).purge_expired() == (1, 1)
     assert service.store.load(idle) == [] and service.store.get_record(idle) is None
     assert service.store.get_record(busy).status == "expired"
     clock.advance(86400 + 1)
-    assert service.purge_expired() == (0, 1)
+    assert maintenance_of(service).purge_expired() == (0, 1)
     assert service.store.get_record(busy) is None
 
 
 def test_retention_zero_purges_at_expiry(clock: Clock) -> None:
     settings = Settings(session_ttl=60, retention=0, scheduler_enabled=False)
-    service = SessionService(InMemoryEventStore(), FakeModels(), settings, clock=clock)
+    service = StudentSessions(InMemoryEventStore(), FakeModels(), settings, clock=clock)
     sid = service.create_session().session_id
     clock.advance(61)
-    assert service.purge_expired() == (1, 1)
+    assert maintenance_of(service).purge_expired() == (1, 1)
     assert service.store.load(sid) == []
 
 
-def test_last_accessed_moves_on_every_request(service: SessionService, clock: Clock) -> None:
+def test_last_accessed_moves_on_every_request(service: StudentSessions, clock: Clock) -> None:
     sid = service.create_session().session_id
     seen = []
     for call in (
@@ -223,13 +226,13 @@ def test_last_accessed_moves_on_every_request(service: SessionService, clock: Cl
     assert seen == sorted(seen) and len(set(seen)) == len(seen)
 
 
-def test_rebuild_index_from_events(service: SessionService) -> None:
+def test_rebuild_index_from_events(service: StudentSessions) -> None:
     sid = service.create_session().session_id
     service.set_prompt(sid, "The cat")
     service.append_token(sid, AppendRequest(token_text=" sat"))
     before = service.store.get_record(sid)
     service.store._records.clear()  # type: ignore[attr-defined]
-    assert service.rebuild_index() == 1
+    assert maintenance_of(service).rebuild_index() == 1
     after = service.store.get_record(sid)
     assert (after.version, after.generated_count, after.model_name) == (
         before.version,
@@ -259,8 +262,8 @@ def test_snapshots_read_only_new_events_and_catch_up_with_other_processes(
     ones when the other process wrote, and always sees the latest state."""
     store = CountingStore()
     settings = Settings(session_ttl=3600, retention=86400, scheduler_enabled=False)
-    here = SessionService(store, FakeModels(), settings, clock=clock, rng=random.Random(1))
-    there = SessionService(store, FakeModels(), settings, clock=clock, rng=random.Random(2))
+    here = StudentSessions(store, FakeModels(), settings, clock=clock, rng=random.Random(1))
+    there = StudentSessions(store, FakeModels(), settings, clock=clock, rng=random.Random(2))
     sid = here.create_session().session_id
     here.set_prompt(sid, "The cat")
     for _ in range(4):
@@ -298,7 +301,7 @@ def test_rapid_reads_write_the_index_once_a_second(clock: Clock) -> None:
     class's rapid reads do not each take the database's write lock."""
     store = TouchCountingStore()
     settings = Settings(session_ttl=3600, retention=86400, scheduler_enabled=False)
-    service = SessionService(store, FakeModels(), settings, clock=clock)
+    service = StudentSessions(store, FakeModels(), settings, clock=clock)
     sid = service.create_session().session_id
     service.set_prompt(sid, "The cat")
     answers = []

@@ -10,7 +10,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests import export_readers
 from tests.fakes import FakeModels
+from tests.services import maintenance_of
 from tests.unit.test_service import Clock
 from tokenwheel import exports
 from tokenwheel.domain.errors import (
@@ -21,10 +23,10 @@ from tokenwheel.domain.errors import (
     SessionNotFound,
 )
 from tokenwheel.inference.types import ModelUnavailableError, OverloadedError
-from tokenwheel.service import AppendRequest, SessionService
+from tokenwheel.services import AppendRequest, StudentSessions
+from tokenwheel.services.teaching import SessionFilters, Teaching
 from tokenwheel.settings import Settings
 from tokenwheel.store.memory import InMemoryEventStore
-from tokenwheel.teaching import SessionFilters, TeachingService
 
 
 @pytest.fixture
@@ -33,19 +35,19 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def students(clock: Clock) -> SessionService:
+def students(clock: Clock) -> StudentSessions:
     settings = Settings(session_ttl=3600, retention=86400, scheduler_enabled=False)
-    return SessionService(
+    return StudentSessions(
         InMemoryEventStore(), FakeModels(), settings, clock=clock, rng=random.Random(3)
     )
 
 
 @pytest.fixture
-def teacher(students: SessionService, clock: Clock) -> TeachingService:
-    return TeachingService(students.store, students.models, students.settings, clock=clock)
+def teacher(students: StudentSessions, clock: Clock) -> Teaching:
+    return Teaching(students.store, students.models, students.settings, clock=clock)
 
 
-def lesson(students: SessionService, clock: Clock, class_code: str | None = "7b") -> str:
+def lesson(students: StudentSessions, clock: Clock, class_code: str | None = "7b") -> str:
     sid = students.create_session(class_code=class_code).session_id
     for step in (
         lambda: students.set_prompt(sid, "The cat"),
@@ -61,7 +63,7 @@ def lesson(students: SessionService, clock: Clock, class_code: str | None = "7b"
 
 
 def test_replay_reproduces_every_state_the_student_saw(
-    students: SessionService, teacher: TeachingService, clock: Clock
+    students: StudentSessions, teacher: Teaching, clock: Clock
 ) -> None:
     sid = students.create_session(class_code="7b").session_id
     seen = {1: students.get_session(sid)}
@@ -81,19 +83,19 @@ def test_replay_reproduces_every_state_the_student_saw(
             seen[view.state.version] = view
     assert sorted(seen) == [1, 2, 3, 4, 5, 6, 7]
     for version, view in seen.items():
-        replayed = teacher.replay(sid, version)
+        replayed = teacher.session_at(sid, version)
         assert replayed.view.state == view.state
         assert replayed.view.current_text == view.current_text
         assert replayed.event.version == version and replayed.latest_version == 8
-    last = teacher.replay(sid, 8)
+    last = teacher.session_at(sid, 8)
     assert last.view.state.deleted and last.event.type == "SessionDeleted"
     for bad in (0, 9):
         with pytest.raises(InvalidCommand):
-            teacher.replay(sid, bad)
+            teacher.session_at(sid, bad)
 
 
 def test_detail_shows_the_whole_timeline_and_never_touches_the_session(
-    students: SessionService, teacher: TeachingService, clock: Clock
+    students: StudentSessions, teacher: Teaching, clock: Clock
 ) -> None:
     sid = lesson(students, clock)
     before = students.store.get_record(sid)
@@ -119,7 +121,7 @@ def test_detail_shows_the_whole_timeline_and_never_touches_the_session(
 
 
 def test_expired_and_deleted_sessions_stay_visible_until_purged(
-    students: SessionService, teacher: TeachingService, clock: Clock
+    students: StudentSessions, teacher: Teaching, clock: Clock
 ) -> None:
     idle = lesson(students, clock)
     gone = lesson(students, clock)
@@ -130,14 +132,17 @@ def test_expired_and_deleted_sessions_stay_visible_until_purged(
     assert teacher.session_detail(idle).record.status == "expired"
     assert teacher.session_detail(gone).record.status == "deleted"
     assert teacher.session_statistics(idle).text.tokens_generated == 1
-    assert teacher.class_statistics("7b").session_count == 2
-    assert students.purge_expired() == (1, 0)  # marked expired, kept for the retention
+    assert teacher.class_statistics("7b").statistics.session_count == 2
+    assert maintenance_of(students).purge_expired() == (
+        1,
+        0,
+    )  # marked expired, kept for the retention
     assert teacher.session_detail(idle).record.status == "expired"
     clock.advance(86400 + 1)
-    assert students.purge_expired() == (0, 2)
+    assert maintenance_of(students).purge_expired() == (0, 2)
     for call in (
         lambda: teacher.session_detail(idle),
-        lambda: teacher.replay(gone, 1),
+        lambda: teacher.session_at(gone, 1),
         lambda: teacher.session_statistics(idle),
         lambda: teacher.export_session(gone, "csv"),
     ):
@@ -152,9 +157,7 @@ def test_expired_and_deleted_sessions_stay_visible_until_purged(
     assert teacher.list_sessions(SessionFilters()).total == 0
 
 
-def test_list_filters_and_pages(
-    students: SessionService, teacher: TeachingService, clock: Clock
-) -> None:
+def test_list_filters_and_pages(students: StudentSessions, teacher: Teaching, clock: Clock) -> None:
     a = [lesson(students, clock, "7b") for _ in range(3)]
     b = lesson(students, clock, "8c")
     none = lesson(students, clock, None)
@@ -185,7 +188,7 @@ def test_list_filters_and_pages(
 
 
 def test_statistics_agree_for_student_and_teacher(
-    students: SessionService, teacher: TeachingService, clock: Clock
+    students: StudentSessions, teacher: Teaching, clock: Clock
 ) -> None:
     sid = lesson(students, clock)
     assert students.statistics(sid) == teacher.session_statistics(sid)
@@ -195,13 +198,13 @@ def test_statistics_agree_for_student_and_teacher(
 
 
 def test_first_tokens_of_a_class(
-    students: SessionService, teacher: TeachingService, clock: Clock
+    students: StudentSessions, teacher: Teaching, clock: Clock
 ) -> None:
     for text in (" sat", " sat", " ran"):
         sid = students.create_session(class_code="7b").session_id
         students.set_prompt(sid, "The cat")
         students.append_token(sid, AppendRequest(token_text=text))
-    (group,) = teacher.class_statistics("7b").first_tokens
+    (group,) = teacher.class_statistics("7b").statistics.first_tokens
     assert group.prompt == "The cat" and group.session_count == 3
     assert [(t.token_text, t.observed) for t in group.tokens] == [(" sat", 2), (" ran", 1)]
     for t in group.tokens:
@@ -209,7 +212,7 @@ def test_first_tokens_of_a_class(
 
 
 def test_exports_read_back_into_the_same_events(
-    students: SessionService, teacher: TeachingService, clock: Clock
+    students: StudentSessions, teacher: Teaching, clock: Clock
 ) -> None:
     sid = lesson(students, clock)
     other = lesson(students, clock, "8c")
@@ -217,15 +220,15 @@ def test_exports_read_back_into_the_same_events(
     as_csv = teacher.export_session(sid, "csv")
     assert as_csv.content_type == "text/csv; charset=utf-8"
     assert as_csv.filename == f"session-{sid[:8]}.csv"
-    assert exports.events_from_csv(as_csv.content) == events
+    assert export_readers.events_from_csv(as_csv.content) == events
     as_json = teacher.export_session(sid, "json")
     assert as_json.content_type == "application/json" and as_json.filename.endswith(".json")
     records = json.loads(as_json.content)
-    assert exports.events_from_json(records) == events
+    assert export_readers.events_from_json(records) == events
     assert {r["class_code"] for r in records} == {"7b"} and records[0]["model_name"] == "fake"
     whole = teacher.export_class("8c", "csv")
     assert whole.filename == "class-8c.csv"
-    assert exports.events_from_csv(whole.content) == students.store.load(other)
+    assert export_readers.events_from_csv(whole.content) == students.store.load(other)
     with pytest.raises(InvalidCommand):
         teacher.export_session(sid, "xml")
 
@@ -233,15 +236,15 @@ def test_exports_read_back_into_the_same_events(
 def test_text_falls_back_to_token_texts_when_the_model_is_gone(clock: Clock) -> None:
     settings = Settings(scheduler_enabled=False)
     store = InMemoryEventStore()
-    students = SessionService(store, FakeModels(("fake", "retired")), settings, clock=clock)
+    students = StudentSessions(store, FakeModels(("fake", "retired")), settings, clock=clock)
     sid = students.create_session("retired").session_id
     students.set_prompt(sid, "The cat")
     students.append_token(sid, AppendRequest(token_text=" sat"))
-    teacher = TeachingService(store, FakeModels(("fake",)), settings, clock=clock)
+    teacher = Teaching(store, FakeModels(("fake",)), settings, clock=clock)
     assert teacher.session_detail(sid).view.current_text == "The cat sat"
 
 
-def test_reads_of_unknown_ids(teacher: TeachingService) -> None:
+def test_reads_of_unknown_ids(teacher: Teaching) -> None:
     for sid in ("nope", "00000000-0000-4000-8000-000000000001"):
         with pytest.raises(SessionNotFound):
             teacher.session_detail(sid)
@@ -254,13 +257,13 @@ def test_reads_of_unknown_ids(teacher: TeachingService) -> None:
 
 
 def test_csv_survives_commas_quotes_newlines_and_unicode(
-    students: SessionService, teacher: TeachingService
+    students: StudentSessions, teacher: Teaching
 ) -> None:
     sid = students.create_session(class_code="7b").session_id
     students.set_prompt(sid, 'The cat, "quoted"\r\nsaid é;=1+1')
     students.append_token(sid, AppendRequest(token_text=" é"))
     content = teacher.export_session(sid, "csv").content
-    assert exports.events_from_csv(content) == students.store.load(sid)
+    assert export_readers.events_from_csv(content) == students.store.load(sid)
     header = content.splitlines()[0].split(",")
     assert header[:8] == list(exports.ENVELOPE_COLUMNS) and len(header) == len(set(header))
 
@@ -281,7 +284,7 @@ def test_csv_survives_commas_quotes_newlines_and_unicode(
     ],
 )
 def test_csv_cells_never_run_as_spreadsheet_formulas(
-    students: SessionService, teacher: TeachingService, prompt: str
+    students: StudentSessions, teacher: Teaching, prompt: str
 ) -> None:
     """A teacher opens the class CSV in a spreadsheet: a student's text that starts like
     a formula gets one leading apostrophe (shown as text, never run), and reading the
@@ -293,7 +296,7 @@ def test_csv_cells_never_run_as_spreadsheet_formulas(
     [row] = [r for r in csv.DictReader(io.StringIO(content, newline="")) if r["prompt"]]
     risky = prompt.lstrip("'")[:1] in ("=", "+", "-", "@", "\t", "\r")
     assert row["prompt"] == ("'" + prompt if risky else prompt)
-    assert exports.events_from_csv(content) == students.store.load(sid)
+    assert export_readers.events_from_csv(content) == students.store.load(sid)
 
 
 class BusyModels(FakeModels):
@@ -314,14 +317,19 @@ class BusyModels(FakeModels):
             raise ModelUnavailableError("Model 'fake' is not available here.")
         return super().decode(*args, **kwargs)
 
+    def score(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.gone:
+            raise ModelUnavailableError("Model 'fake' is not available here.")
+        return super().score(*args, **kwargs)
+
 
 def test_model_side_errors_reach_every_use_case_as_domain_errors(clock: Clock) -> None:
     """No use case lets an inference error through (it would be a 500): a full queue is
     Overloaded (503 + Retry-After), a model that cannot load is ModelUnavailable (503)."""
     models = BusyModels()
     settings = Settings(session_ttl=3600, retention=86400, scheduler_enabled=False)
-    students = SessionService(InMemoryEventStore(), models, settings, clock=clock)
-    teacher = TeachingService(students.store, models, settings, clock=clock)
+    students = StudentSessions(InMemoryEventStore(), models, settings, clock=clock)
+    teacher = Teaching(students.store, models, settings, clock=clock)
     sid = students.create_session().session_id
     students.set_prompt(sid, "The cat")
     students.append_token(sid, AppendRequest(token_text=" sat"))
@@ -329,10 +337,10 @@ def test_model_side_errors_reach_every_use_case_as_domain_errors(clock: Clock) -
     with pytest.raises(Overloaded):
         students.next_token_probs(sid)
     with pytest.raises(Overloaded):
-        teacher.next_token_probs(sid, 2, 0.1, 1.0, 5)
+        teacher.wheel_at(sid, 2, 0.1, 1.0, 5)
     models.busy, models.gone = False, True
     with pytest.raises(ModelUnavailable):
-        students.get_session(sid)
-    with pytest.raises(ModelUnavailable):
-        students.undo(sid)
-    assert teacher.session_detail(sid).view.current_text == "The cat sat"  # stored texts
+        students.append_token(sid, AppendRequest(token_text=" on"))
+    # one view builder for students and teachers: the stored token texts stand in
+    assert students.get_session(sid).current_text == "The cat sat"
+    assert teacher.session_detail(sid).view.current_text == "The cat sat"

@@ -13,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import abort, request
-from marshmallow import Schema
 
-from tokenwheel.service import Idempotency
+from tokenwheel.services import IdempotencyKey
 
 ETAG_HEADER = {
     "ETag": {
@@ -35,9 +34,15 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
-def versioned(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """A session response body with its ETag header."""
-    return body, {"ETag": etag(body["version"])}
+def versioned(
+    body: dict[str, Any], repeated: bool = False
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A session response body with its ETag header; ``repeated``: the answer to a retry
+    of a request applied before under its Idempotency-Key (``Idempotent-Replayed``)."""
+    headers = {"ETag": etag(body["version"])}
+    if repeated:
+        headers["Idempotent-Replayed"] = "true"
+    return body, headers
 
 
 def if_match_version(value: str | None) -> int | None:
@@ -69,15 +74,9 @@ def client_scope() -> str:
     return "create:" + hashlib.sha256(address.encode()).hexdigest()[:29]
 
 
-def idempotency(
-    headers: Mapping[str, Any],
-    schema: type[Schema],
-    render: Callable[[Any], dict[str, Any]],
-    status: int = 200,
-    scope: str | None = None,
-) -> Idempotency | None:
+def idempotency(headers: Mapping[str, Any], scope: str | None = None) -> IdempotencyKey | None:
     """The request's Idempotency-Key, if any, with what identifies the request (method,
-    path, JSON body, If-Match) and how to render the response that is stored with it."""
+    path, JSON body, If-Match)."""
     key = headers.get("idempotency_key")
     if key is None:
         return None
@@ -86,11 +85,4 @@ def idempotency(
     request_hash = hashlib.sha256(
         json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
-    dumper = schema()
-    return Idempotency(
-        key=key,
-        method_path=method_path,
-        request_hash=request_hash,
-        render=lambda result: (status, dumper.dump(render(result))),
-        scope=scope,
-    )
+    return IdempotencyKey(key=key, method_path=method_path, request_hash=request_hash, scope=scope)

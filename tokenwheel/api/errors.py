@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, current_app, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -30,7 +30,6 @@ from tokenwheel.domain.errors import (
     UnknownModel,
     VersionConflict,
 )
-from tokenwheel.service import AlreadyApplied
 
 from .concurrency import etag
 from .requests import request_id
@@ -143,17 +142,6 @@ def register_error_handlers(app: Flask) -> None:
             body["version"] = error.actual
             headers["ETag"] = etag(error.actual)
         return jsonify(body), status, headers
-
-    @app.errorhandler(AlreadyApplied)
-    def _already_applied(replay: AlreadyApplied) -> Response:
-        """A retry of a request that succeeded: the first response, byte for byte."""
-        stored = replay.response
-        response = jsonify(stored.body)
-        response.status_code = stored.status
-        if isinstance(stored.body.get("version"), int):
-            response.headers["ETag"] = etag(stored.body["version"])
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:

@@ -9,7 +9,7 @@ from flask import jsonify
 from . import schemas as s
 from .blueprint import Blueprint
 from .errors import READY_RETRY_AFTER
-from .sessions import service
+from .services import maintenance
 
 blp = Blueprint(
     "health", __name__, url_prefix="/api", description="Health checks.", rate_limited=False
@@ -38,7 +38,7 @@ def ready() -> Any:
     readiness probe: route students here only then). Asking never loads a model; a
     server loads the default model in the background as it starts. Never rate limited.
     """
-    readiness = service().readiness()
+    readiness = maintenance().readiness()
     body: dict[str, Any] = {
         "status": "ready" if readiness.ready else "not ready",
         "checks": readiness.checks,

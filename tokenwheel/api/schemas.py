@@ -1,186 +1,38 @@
-"""Request and response schemas: the seed's field names, documented for API users."""
+"""The student API's request and response schemas: the seed's field names, documented for
+API users. Shared fields live in :mod:`.fields`; the teacher's schemas in
+:mod:`.teacher_schemas`."""
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from tokenwheel.domain.session import CLASS_CODE_PATTERN, CLASS_CODE_RULE
-from tokenwheel.service import (
-    DEFAULT_TEMPERATURE,
-    DEFAULT_THRESHOLD,
-    MAX_SEED,
-    MAX_TEMPERATURE,
+from tokenwheel.domain import rules
+from tokenwheel.domain.errors import InvalidCommand
+
+from .fields import (
+    ApiErrorSchema,
+    BuiltList,
+    DeleteHeadersSchema,
+    DisplayMixin,
+    IdempotencyHeadersSchema,
+    MutationHeadersSchema,
+    StrictInteger,
+    _expected_version,
+    _seed,
+    _temperature,
+    _threshold,
+    _version,
+    class_code_field,
 )
 
-
-class StrictInteger(fields.Integer):
-    """An integer that refuses booleans and numeric strings in JSON bodies."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class StrictFloat(fields.Float):
-    """A number that refuses booleans and numbers in strings: for JSON bodies (query
-    strings are text and use plain ``fields.Float``)."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-def _threshold(*, body: bool = False) -> fields.Float:
-    kind = StrictFloat if body else fields.Float
-    return kind(
-        load_default=DEFAULT_THRESHOLD,
-        allow_nan=False,
-        validate=validate.Range(min=0.0, max=1.0),
-        metadata={"description": "Tokens with probability >= threshold get their own wedge."},
-    )
-
-
-def _temperature(*, body: bool = False) -> fields.Float:
-    kind = StrictFloat if body else fields.Float
-    return kind(
-        load_default=DEFAULT_TEMPERATURE,
-        allow_nan=False,
-        validate=validate.Range(min=0.0, min_inclusive=False, max=MAX_TEMPERATURE),
-        metadata={
-            "description": "softmax(logits / temperature): above 0, at most 10. Low values "
-            "sharpen the wheel towards the most likely token, high ones flatten it."
-        },
-    )
-
-
-class BuiltList(fields.List):
-    """A list the view has already built in the documented shape, JSON-ready (times as
-    ISO 8601 text), sent as it is: a wheel's tokens and a session's token history.
-    marshmallow's field-by-field dump cost 18 us a token, 0.9 s for a whole vocabulary at
-    threshold 0 and 4 ms for every append at 120 tokens of history; the OpenAPI document
-    still describes every item, and the schema tests check the answers against it."""
-
-    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
-        return None if value is None else list(value)
-
-
-class DisplayMixin(Schema):
-    display_text = fields.String(
-        required=True,
-        metadata={
-            "description": "The token as shown: whitespace made visible (␠ ↵ ⇥), special "
-            "tokens by name, a partial UTF-8 character as its bytes (⟨F0 9F⟩)."
-        },
-    )
-    partial_utf8 = fields.Boolean(
-        required=True,
-        metadata={"description": "The token is only part of a UTF-8 character."},
-    )
-    special = fields.Boolean(required=True, metadata={"description": "A special token."})
-    end_of_sequence = fields.Boolean(
-        required=True, metadata={"description": "The model's end-of-sequence token."}
-    )
-
-
-def _seed(description: str) -> StrictInteger:
-    return StrictInteger(
-        load_default=None,
-        allow_none=True,
-        validate=validate.Range(min=0, max=MAX_SEED),
-        metadata={"description": description},
-    )
-
-
-def _version() -> fields.Integer:
-    return fields.Integer(
-        required=True,
-        metadata={
-            "description": "The session's version: how many events it has. Also sent as "
-            'the ETag header, W/"<version>".'
-        },
-    )
-
-
-def _expected_version() -> StrictInteger:
-    return StrictInteger(
-        load_default=None,
-        allow_none=True,
-        validate=validate.Range(min=1, max=999_999_999),
-        metadata={
-            "description": "Apply only if the session is still at this version (the "
-            "`version` of the response you decided on), else 409. Same as If-Match."
-        },
-    )
-
-
-class ApiErrorSchema(Schema):
-    error = fields.String(required=True, metadata={"description": "Short error name."})
-    message = fields.String(required=True, metadata={"description": "What went wrong, for people."})
-    errors = fields.Dict(metadata={"description": "Field-by-field validation messages."})
-    current_text = fields.String(metadata={"description": "Sent with 'Cannot undo'."})
-    version = fields.Integer(
-        metadata={"description": "Sent with 'Version conflict': the session's current version."}
-    )
-    request_id = fields.String(
-        metadata={"description": "Sent with 5xx errors: quote it to the operator (it is logged)."}
-    )
-
-
-VERSION_TAG = r'^\s*(\*|(W/)?("[0-9]{1,9}"|[0-9]{1,9}))\s*$'
-
-
-def _if_match() -> fields.String:
-    return fields.String(
-        data_key="If-Match",
-        validate=validate.Regexp(VERSION_TAG, error='Use a session version such as W/"5", or *.'),
-        metadata={
-            "description": "Apply only if the session is still at this version (its ETag), "
-            "else 409 with the current version."
-        },
-    )
-
-
-def _idempotency_key() -> fields.String:
-    return fields.String(
-        data_key="Idempotency-Key",
-        validate=validate.Regexp(
-            r"^[\x21-\x7e]{1,255}$", error="Use 1 to 255 visible ASCII characters."
-        ),
-        metadata={
-            "description": "A key you choose per change (a UUID). Retrying with the same key "
-            "returns the first response and changes nothing more; the same key with a "
-            "different request is 422. Kept for TOKENWHEEL_IDEMPOTENCY_WINDOW (24 h)."
-        },
-    )
-
-
-class IdempotencyHeadersSchema(Schema):
-    idempotency_key = _idempotency_key()
-
-
-class MutationHeadersSchema(Schema):
-    if_match = _if_match()
-    idempotency_key = _idempotency_key()
-
-
-class DeleteHeadersSchema(Schema):
-    if_match = _if_match()
-
-
-def class_code_field(description: str, **kw: Any) -> fields.String:
-    return fields.String(
-        validate=validate.Regexp(CLASS_CODE_PATTERN, error=f"Must be {CLASS_CODE_RULE}."),
-        metadata={"description": f"{description} ({CLASS_CODE_RULE}; case-sensitive)."},
-        **kw,
-    )
+__all__ = [
+    "ApiErrorSchema",
+    "DeleteHeadersSchema",
+    "IdempotencyHeadersSchema",
+    "MutationHeadersSchema",
+]
 
 
 class CreateSessionSchema(Schema):
@@ -259,8 +111,8 @@ class SetPromptResponseSchema(Schema):
 class NextTokenQuerySchema(Schema):
     threshold = _threshold()
     other_top_k = fields.Integer(
-        load_default=10,
-        validate=validate.Range(min=0, max=100),
+        load_default=rules.DEFAULT_OTHER_TOP_K,
+        validate=validate.Range(min=0, max=rules.MAX_OTHER_TOP_K),
         metadata={"description": "How many of the Other wedge's most likely tokens to list."},
     )
     temperature = _temperature()
@@ -300,11 +152,11 @@ class NextTokenProbsSchema(Schema):
 class AppendTokenSchema(Schema):
     token_id = StrictInteger(metadata={"description": "The token to append."})
     token_text = fields.String(
-        validate=validate.Length(max=1000),
+        validate=validate.Length(max=rules.MAX_TOKEN_TEXT_CHARS),
         metadata={"description": "Exactly one token's text; alone, or agreeing with token_id."},
     )
     category = fields.String(
-        validate=validate.OneOf(["other"]),
+        validate=validate.OneOf([rules.APPEND_CATEGORY]),
         metadata={"description": "'other': the server samples from the Other wedge."},
     )
     threshold = _threshold(body=True)
@@ -313,13 +165,12 @@ class AppendTokenSchema(Schema):
 
     @validates_schema
     def exactly_one_form(self, data: dict[str, Any], **kwargs: Any) -> None:
-        has_id = data.get("token_id") is not None
-        has_text = data.get("token_text") is not None
-        has_category = data.get("category") is not None
-        if has_category and (has_id or has_text):
-            raise ValidationError("Send category 'other' alone, without token_id or token_text.")
-        if not (has_id or has_text or has_category):
-            raise ValidationError("Send one of token_id, token_text or category 'other'.")
+        try:
+            rules.check_append_form(
+                data.get("token_id"), data.get("token_text"), data.get("category")
+            )
+        except InvalidCommand as exc:
+            raise ValidationError(exc.message) from None
 
 
 class AppendedTokenSchema(DisplayMixin):
@@ -508,172 +359,6 @@ class SessionStatisticsSchema(TextStatisticsSchema):
     model_name = fields.String(required=True)
     class_code = fields.String(required=True, allow_none=True)
     prompt = fields.String(required=True, allow_none=True)
-
-
-class FirstTokenCountSchema(Schema):
-    token_id = fields.Integer(required=True)
-    token_text = fields.String(required=True)
-    observed = fields.Integer(required=True, metadata={"description": "Sessions that chose it."})
-    probability = fields.Float(
-        required=True, metadata={"description": "The model's probability, as recorded."}
-    )
-    expected = fields.Float(required=True, metadata={"description": "probability x sessions."})
-
-
-class FirstTokenGroupSchema(Schema):
-    model_name = fields.String(required=True)
-    prompt = fields.String(required=True)
-    temperature = fields.Float(required=True)
-    session_count = fields.Integer(required=True)
-    tokens = fields.List(fields.Nested(FirstTokenCountSchema), required=True)
-    expected_unlisted = fields.Float(
-        required=True, metadata={"description": "Expected count of all tokens nobody chose."}
-    )
-
-
-class ClassStatisticsSchema(TextStatisticsSchema):
-    class_code = fields.String(required=True)
-    session_count = fields.Integer(required=True)
-    first_tokens = fields.List(
-        fields.Nested(FirstTokenGroupSchema),
-        required=True,
-        metadata={
-            "description": "For each wheel two or more sessions shared (same model, prompt "
-            "and first-token temperature): how often each first token was chosen, against "
-            "how often the model's probability expects it."
-        },
-    )
-
-
-# ---------------------------------------------------------------- teacher
-
-
-def _aware(**kw: Any) -> fields.AwareDateTime:
-    return fields.AwareDateTime(format="iso", default_timezone=UTC, **kw)
-
-
-class SessionListQuerySchema(Schema):
-    class_code = class_code_field("Only this class")
-    model = fields.String(
-        validate=validate.Length(min=1, max=128), metadata={"description": "Only this model id."}
-    )
-    status = fields.String(
-        validate=validate.OneOf(["active", "expired", "deleted"]),
-        metadata={"description": "active | expired (idle past the TTL) | deleted (by the student)"},
-    )
-    created_after = _aware(
-        metadata={"description": "Created at or after (ISO 8601; UTC if naive)."}
-    )
-    created_before = _aware(metadata={"description": "Created before (ISO 8601; UTC if naive)."})
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-
-
-class SessionRecordSchema(Schema):
-    session_id = fields.String(required=True)
-    class_code = fields.String(required=True, allow_none=True)
-    model_name = fields.String(required=True)
-    status = fields.String(required=True, metadata={"description": "active | expired | deleted"})
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True, metadata={"description": "Time of the last event."})
-    last_accessed = fields.DateTime(required=True)
-    expired_at = fields.DateTime(required=True, allow_none=True)
-    version = fields.Integer(required=True, metadata={"description": "Number of events."})
-    generated_count = fields.Integer(required=True)
-    undo_count = fields.Integer(required=True)
-
-
-class SessionListSchema(Schema):
-    sessions = fields.List(fields.Nested(SessionRecordSchema), required=True)
-    total = fields.Integer(required=True, metadata={"description": "Matches on all pages."})
-    page = fields.Integer(required=True)
-    page_size = fields.Integer(required=True)
-
-
-class TimelineEntrySchema(Schema):
-    version = fields.Integer(required=True)
-    type = fields.String(
-        required=True,
-        metadata={
-            "description": "SessionCreated | SetPrompt | TokenAppended | Undone | SessionDeleted"
-        },
-    )
-    occurred_at = fields.DateTime(required=True)
-    payload = fields.Dict(
-        required=True, metadata={"description": "The event's fields, as in docs/events.md."}
-    )
-    undone = fields.Boolean(
-        required=True,
-        allow_none=True,
-        metadata={"description": "TokenAppended: a later Undone removed it; else null."},
-    )
-    in_final_text = fields.Boolean(
-        required=True,
-        allow_none=True,
-        metadata={"description": "TokenAppended: still in the text the session ended with."},
-    )
-
-
-class ArchivedStateSchema(Schema):
-    """The student's view of the session (as GET /api/sessions/{id} gave it), rebuilt
-    from the events; ``updated_at`` replaces ``last_accessed``."""
-
-    session_id = fields.String(required=True)
-    model_name = fields.String(required=True)
-    class_code = fields.String(required=True, allow_none=True)
-    initial_prompt = fields.String(required=True, allow_none=True)
-    current_text = fields.String(required=True)
-    token_history = BuiltList(fields.Nested(TokenHistorySchema), required=True)
-    generation_count = fields.Integer(required=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
-    version = fields.Integer(required=True)
-    deleted = fields.Boolean(required=True)
-
-
-class SessionDetailSchema(Schema):
-    session = fields.Nested(SessionRecordSchema, required=True)
-    state = fields.Nested(ArchivedStateSchema, required=True)
-    timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True)
-
-
-class ReplayQuerySchema(Schema):
-    version = fields.Integer(
-        required=True,
-        validate=validate.Range(min=1),
-        metadata={"description": "Event version; 1 is SessionCreated."},
-    )
-
-
-class ReplaySchema(Schema):
-    version = fields.Integer(required=True)
-    latest_version = fields.Integer(required=True)
-    event = fields.Nested(
-        TimelineEntrySchema,
-        required=True,
-        metadata={
-            "description": "The event at `version`. Its `undone` and `in_final_text` say "
-            "what became of the token by the session's end, not what was known at `version`."
-        },
-    )
-    state = fields.Nested(ArchivedStateSchema, required=True)
-
-
-class ReplayedNextTokenQuerySchema(NextTokenQuerySchema, ReplayQuerySchema):
-    """The student's wheel parameters at one version (which needs a prompt by then)."""
-
-
-class ReplayedNextTokenProbsSchema(NextTokenProbsSchema):
-    version = fields.Integer(required=True)
-    latest_version = fields.Integer(required=True)
-
-
-class ExportQuerySchema(Schema):
-    format = fields.String(
-        load_default="json",
-        validate=validate.OneOf(["csv", "json"]),
-        metadata={"description": "csv (one row per event) or json (a list of events)."},
-    )
 
 
 class HealthSchema(Schema):

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
-from flask import current_app
-
-from tokenwheel.domain.session import GeneratedToken
-from tokenwheel.domain.statistics import ClassStatistics, SessionStatistics
-from tokenwheel.service import (
-    AppendRequest,
-    AppendResult,
-    DistributionResult,
-    PromptResult,
-    SessionService,
-    SessionView,
-    SpinRequest,
-    SpinResult,
-    UndoResult,
-)
+from tokenwheel.services import AppendRequest, SpinRequest
 
 from . import schemas as s
 from .blueprint import Blueprint
+from .bodies import (
+    append_body,
+    created_body,
+    distribution_body,
+    session_body,
+    set_prompt_body,
+    spin_body,
+    statistics_body,
+    undo_body,
+)
 from .concurrency import ETAG_HEADER, client_scope, expected_version, idempotency, versioned
+from .services import student_sessions as service
 
 blp = Blueprint(
     "sessions",
@@ -39,67 +35,6 @@ CONFLICT = {
     "(If-Match or expected_version); the body's `version` is the current one."
 }
 KEY_REUSED = {"description": "The Idempotency-Key was used before with a different request."}
-
-
-def service() -> SessionService:
-    return current_app.extensions["tokenwheel.service"]  # type: ignore[no-any-return]
-
-
-def display(info: Any) -> dict[str, Any]:
-    """How a token is shown: visible whitespace, partial UTF-8, special, end of text."""
-    return {
-        "display_text": info.display_text,
-        "partial_utf8": info.partial_utf8,
-        "special": info.special,
-        "end_of_sequence": info.end_of_sequence,
-    }
-
-
-def history_entry(token: GeneratedToken, info: Any) -> dict[str, Any]:
-    """One token_history item, JSON-ready (the schema's BuiltList sends it as it is)."""
-    return {
-        "token_id": token.token_id,
-        "token_text": token.token_text,
-        **display(info),
-        "probability": token.probability,
-        "log_probability": token.log_probability,
-        "category": token.category,
-        "sampled_from_other": token.sampled_from_other,
-        "selection": token.selection,
-        "rank": token.rank,
-        "selected_at": token.selected_at.isoformat(),
-    }
-
-
-def token_summary(token: GeneratedToken, info: Any) -> dict[str, Any]:
-    entry = history_entry(token, info)
-    del entry["selected_at"]
-    return entry
-
-
-def history(view: SessionView) -> list[dict[str, Any]]:
-    return [history_entry(t, view.token_infos[t.token_id]) for t in view.state.generated]
-
-
-def statistics_body(stats: SessionStatistics | ClassStatistics) -> dict[str, Any]:
-    """The text statistics side by side with the counts (one flat object)."""
-    body = asdict(stats)
-    return {**body.pop("text"), **body}
-
-
-def session_body(view: SessionView) -> dict[str, Any]:
-    state = view.state
-    return {
-        "session_id": state.session_id,
-        "model_name": state.model_name,
-        "initial_prompt": state.prompt,
-        "current_text": view.current_text,
-        "token_history": history(view),
-        "generation_count": len(state.generated),
-        "created_at": state.created_at,
-        "last_accessed": view.last_accessed,
-        "version": state.version,
-    }
 
 
 @blp.route("", methods=["POST"])
@@ -128,27 +63,13 @@ def create_session(body: dict[str, Any], headers: dict[str, Any]) -> Any:
     the same seed and the same actions give the same tokens. With an `Idempotency-Key`
     (kept per client address), a retry answers the first 201 again and creates nothing.
     """
-    view = service().create_session(
+    result = service().create_session(
         body.get("model_name"),
         body.get("class_code"),
         seed=body.get("seed"),
-        idempotency=idempotency(
-            headers, s.SessionCreatedSchema, created_body, status=201, scope=client_scope()
-        ),
+        idempotency=idempotency(headers, scope=client_scope()),
     )
-    return versioned(created_body(view))
-
-
-def created_body(view: SessionView) -> dict[str, Any]:
-    created = {
-        "session_id": view.session_id,
-        "model_name": view.state.model_name,
-        "created_at": view.state.created_at,
-        "version": view.state.version,
-    }
-    if view.state.class_code is not None:
-        created["class_code"] = view.state.class_code
-    return created
+    return versioned(created_body(result), result.repeated)
 
 
 @blp.route("/<session_id>", methods=["GET"])
@@ -200,16 +121,6 @@ def delete_session(headers: dict[str, Any], session_id: str) -> Any:
     )
 
 
-def set_prompt_body(result: PromptResult) -> dict[str, Any]:
-    return {
-        "session_id": result.view.session_id,
-        "current_text": result.view.current_text,
-        "token_count": result.token_count,
-        "message": "Prompt set successfully",
-        "version": result.view.state.version,
-    }
-
-
 @blp.route("/<session_id>/set-prompt", methods=["POST"])
 @blp.arguments(s.SetPromptSchema)
 @blp.arguments(s.MutationHeadersSchema, location="headers")
@@ -229,9 +140,9 @@ def set_prompt(body: dict[str, Any], headers: dict[str, Any], session_id: str) -
         session_id,
         body["prompt"],
         expected_version(body, headers),
-        idempotency(headers, s.SetPromptResponseSchema, set_prompt_body),
+        idempotency(headers),
     )
-    return versioned(set_prompt_body(result))
+    return versioned(set_prompt_body(result), result.repeated)
 
 
 @blp.route("/<session_id>/next-token-probs", methods=["GET"])
@@ -250,52 +161,6 @@ def next_token_probs(query: dict[str, Any], session_id: str) -> Any:
         session_id, query["threshold"], query["temperature"], query["other_top_k"]
     )
     return versioned(distribution_body(result))
-
-
-def distribution_body(result: DistributionResult) -> dict[str, Any]:
-    """The wheel's body, shared with the teacher's replayed wheel."""
-    view, d = result.view, result.distribution
-    token = lambda t: {  # noqa: E731
-        "token_id": t.token_id,
-        "token_text": t.token_text,
-        "probability": t.probability,
-        "log_probability": t.log_probability,
-        **display(t),
-    }
-    return {
-        "session_id": view.session_id,
-        "current_text": view.current_text,
-        "threshold": d.threshold,
-        "temperature": d.temperature,
-        "above_threshold_tokens": [token(t) for t in d.above_threshold_tokens],
-        "other_category": {
-            "total_probability": d.other_category.total_probability,
-            "token_count": d.other_category.token_count,
-            "sample_tokens": [token(t) for t in d.other_category.sample_tokens],
-        },
-        "total_above_threshold_probability": d.total_above_threshold_probability,
-        "vocabulary_size": d.vocabulary_size,
-        "version": view.state.version,
-    }
-
-
-def append_body(result: AppendResult) -> dict[str, Any]:
-    token = result.token
-    body: dict[str, Any] = {
-        "session_id": result.view.session_id,
-        "previous_text": result.previous_text,
-        "appended_token": token_summary(token, result.view.token_infos[token.token_id]),
-        "current_text": result.view.current_text,
-        "token_history": history(result.view),
-        "version": result.view.state.version,
-    }
-    if token.category == "other":
-        body["other_category_info"] = {
-            "total_probability": token.other_total_probability,
-            "token_count": token.other_token_count,
-            "selected_token_rank": token.selected_token_rank,
-        }
-    return body
 
 
 @blp.route("/<session_id>/append-token", methods=["POST"])
@@ -326,24 +191,9 @@ def append_token(body: dict[str, Any], headers: dict[str, Any], session_id: str)
             temperature=body["temperature"],
         ),
         expected_version(body, headers),
-        idempotency(headers, s.AppendTokenResponseSchema, append_body),
+        idempotency(headers),
     )
-    return versioned(append_body(result))
-
-
-def spin_body(result: SpinResult) -> dict[str, Any]:
-    landing = result.landing
-    return {
-        **append_body(result),
-        "draw": landing.draw,
-        "angle": landing.angle,
-        "landed": {
-            "wedge": landing.wedge,
-            "wedge_index": landing.wedge_index,
-            "start_angle": landing.start_angle,
-            "end_angle": landing.end_angle,
-        },
-    }
+    return versioned(append_body(result), result.repeated)
 
 
 @blp.route("/<session_id>/spin", methods=["POST"])
@@ -375,21 +225,9 @@ def spin(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
             threshold=body["threshold"], temperature=body["temperature"], seed=body.get("seed")
         ),
         expected_version(body, headers),
-        idempotency(headers, s.SpinResponseSchema, spin_body),
+        idempotency(headers),
     )
-    return versioned(spin_body(result))
-
-
-def undo_body(result: UndoResult) -> dict[str, Any]:
-    return {
-        "session_id": result.view.session_id,
-        "previous_text": result.previous_text,
-        "removed_token": token_summary(result.removed, result.removed_info),
-        "current_text": result.view.current_text,
-        "token_history": history(result.view),
-        "message": "Last token removed successfully",
-        "version": result.view.state.version,
-    }
+    return versioned(spin_body(result), result.repeated)
 
 
 @blp.route("/<session_id>/undo", methods=["POST"])
@@ -411,6 +249,6 @@ def undo(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
     result = service().undo(
         session_id,
         expected_version(body, headers),
-        idempotency(headers, s.UndoResponseSchema, undo_body),
+        idempotency(headers),
     )
-    return versioned(undo_body(result))
+    return versioned(undo_body(result), result.repeated)

@@ -8,7 +8,7 @@ compares in constant time. With no token configured the whole API answers 403.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any, TypeVar
 
@@ -18,13 +18,16 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from tokenwheel.domain.statistics import TimelineEntry
-from tokenwheel.service import SessionView
+from tokenwheel.inference.tokens import TokenInfo
+from tokenwheel.services import SessionView
+from tokenwheel.services.teaching import Export, SessionFilters
 from tokenwheel.settings import Settings
-from tokenwheel.teaching import Export, SessionFilters, TeachingService
 
 from . import schemas as s
+from . import teacher_schemas as t
 from .blueprint import Blueprint
-from .sessions import distribution_body, session_body, statistics_body
+from .bodies import display, distribution_body, session_body, statistics_body
+from .services import teaching
 
 SECURITY_SCHEME = "teacherToken"
 REALM = "Token Wheel teacher API"
@@ -35,17 +38,13 @@ blp = Blueprint(
     url_prefix="/api/teacher",
     description=(
         "For teachers: sessions of a class (active, expired and deleted until purged), "
-        "their timelines, replay, statistics and exports. Needs the teacher token."
+        "their timelines, step by step, statistics and exports. Needs the teacher token."
     ),
 )
 
 NOT_FOUND = {"description": "No such session, or it was purged."}
 CLASS_NOT_FOUND = {"description": "No session (left) with this class code."}
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def teaching() -> TeachingService:
-    return current_app.extensions["tokenwheel.teaching"]  # type: ignore[no-any-return]
 
 
 @blp.before_request
@@ -116,8 +115,14 @@ def state_body(view: SessionView) -> dict[str, Any]:
     }
 
 
-def timeline_body(entry: TimelineEntry) -> dict[str, Any]:
-    return asdict(entry)
+def timeline_body(entry: TimelineEntry, infos: Mapping[int, TokenInfo]) -> dict[str, Any]:
+    """An event of the timeline; ``token_display``: how its token is shown (TokenAppended,
+    Undone), as every token the student API sends."""
+    body = asdict(entry)
+    token_id = entry.payload.get("token_id")
+    info = infos.get(token_id) if isinstance(token_id, int) else None
+    body["token_display"] = display(info) if info is not None else None
+    return body
 
 
 def download(export: Export) -> Response:
@@ -148,8 +153,8 @@ DOWNLOAD_DOC = {
 
 @blp.route("/sessions", methods=["GET"])
 @teacher_only
-@blp.arguments(s.SessionListQuerySchema, location="query")
-@blp.response(200, s.SessionListSchema)
+@blp.arguments(t.SessionListQuerySchema, location="query")
+@blp.response(200, t.SessionListSchema)
 def list_sessions(query: dict[str, Any]) -> dict[str, Any]:
     """List sessions
 
@@ -179,7 +184,7 @@ def list_sessions(query: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/sessions/<session_id>", methods=["GET"])
 @teacher_only
-@blp.response(200, s.SessionDetailSchema)
+@blp.response(200, t.SessionDetailSchema)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 def get_session(session_id: str) -> dict[str, Any]:
     """A session and its whole timeline
@@ -195,42 +200,42 @@ def get_session(session_id: str) -> dict[str, Any]:
     return {
         "session": record_body(detail.record),
         "state": state_body(detail.view),
-        "timeline": [timeline_body(e) for e in detail.timeline],
+        "timeline": [timeline_body(e, detail.token_infos) for e in detail.timeline],
     }
 
 
 @blp.route("/sessions/<session_id>/replay", methods=["GET"])
 @teacher_only
-@blp.arguments(s.ReplayQuerySchema, location="query")
-@blp.response(200, s.ReplaySchema)
+@blp.arguments(t.VersionQuerySchema, location="query")
+@blp.response(200, t.SessionAtSchema)
 @blp.alt_response(400, schema=s.ApiErrorSchema, description="No such version in this session.")
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
-def replay(query: dict[str, Any], session_id: str) -> dict[str, Any]:
+def session_at(query: dict[str, Any], session_id: str) -> dict[str, Any]:
     """The session as it was at one version
 
     The state right after event `version` (1 = created), exactly as the student's
     GET /api/sessions/{id} showed it then, and the event that led there. Step from 1 to
     `latest_version` to watch the session unfold.
     """
-    result = teaching().replay(session_id, query["version"])
+    result = teaching().session_at(session_id, query["version"])
     return {
         "version": result.view.state.version,
         "latest_version": result.latest_version,
-        "event": timeline_body(result.event),
+        "event": timeline_body(result.event, result.token_infos),
         "state": state_body(result.view),
     }
 
 
 @blp.route("/sessions/<session_id>/next-token-probs", methods=["GET"])
 @teacher_only
-@blp.arguments(s.ReplayedNextTokenQuerySchema, location="query")
-@blp.response(200, s.ReplayedNextTokenProbsSchema)
+@blp.arguments(t.WheelAtQuerySchema, location="query")
+@blp.response(200, t.WheelAtSchema)
 @blp.alt_response(
     400, schema=s.ApiErrorSchema, description="No such version, no prompt by then, bad settings."
 )
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 @blp.alt_response(503, schema=s.ApiErrorSchema, description="The model cannot load here now.")
-def replayed_next_token_probs(query: dict[str, Any], session_id: str) -> dict[str, Any]:
+def wheel_at(query: dict[str, Any], session_id: str) -> dict[str, Any]:
     """The wheel as it was at one version
 
     The next-token distribution for the text the session had right after event
@@ -239,7 +244,7 @@ def replayed_next_token_probs(query: dict[str, Any], session_id: str) -> dict[st
     `latest_version`. For the wheel a recorded token came from, ask for the version
     before its TokenAppended, at the `threshold` and `temperature` the event recorded.
     """
-    result = teaching().next_token_probs(
+    result = teaching().wheel_at(
         session_id,
         query["version"],
         query["threshold"],
@@ -248,8 +253,8 @@ def replayed_next_token_probs(query: dict[str, Any], session_id: str) -> dict[st
     )
     return {
         **distribution_body(result.wheel),
-        "version": result.replayed.view.state.version,
-        "latest_version": result.replayed.latest_version,
+        "version": result.session_at.view.state.version,
+        "latest_version": result.session_at.latest_version,
     }
 
 
@@ -268,7 +273,7 @@ def session_statistics(session_id: str) -> dict[str, Any]:
 
 @blp.route("/sessions/<session_id>/export", methods=["GET"])
 @teacher_only
-@blp.arguments(s.ExportQuerySchema, location="query")
+@blp.arguments(t.ExportQuerySchema, location="query")
 @blp.doc(**DOWNLOAD_DOC)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 def export_session(query: dict[str, Any], session_id: str) -> Response:
@@ -282,7 +287,7 @@ def export_session(query: dict[str, Any], session_id: str) -> Response:
 
 @blp.route("/classes/<class_code>/statistics", methods=["GET"])
 @teacher_only
-@blp.response(200, s.ClassStatisticsSchema)
+@blp.response(200, t.ClassStatisticsSchema)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **CLASS_NOT_FOUND)
 def class_statistics(class_code: str) -> dict[str, Any]:
     """Statistics of a class
@@ -292,12 +297,18 @@ def class_statistics(class_code: str) -> dict[str, Any]:
     temperature), how often each first token was chosen against how often the model's
     probability expects it (`expected` = probability x sessions).
     """
-    return statistics_body(teaching().class_statistics(class_code))
+    report = teaching().class_statistics(class_code)
+    body = statistics_body(report.statistics)
+    for group in body["first_tokens"]:
+        infos = report.token_infos[group["model_name"]]
+        for token in group["tokens"]:
+            token.update(display(infos[token["token_id"]]))
+    return body
 
 
 @blp.route("/classes/<class_code>/export", methods=["GET"])
 @teacher_only
-@blp.arguments(s.ExportQuerySchema, location="query")
+@blp.arguments(t.ExportQuerySchema, location="query")
 @blp.doc(**DOWNLOAD_DOC)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **CLASS_NOT_FOUND)
 def export_class(query: dict[str, Any], class_code: str) -> Response:

@@ -43,9 +43,12 @@ class SetPrompt(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TokenAppended(Event):
-    """A token joined the text. For the Other wedge this stores the token that was
-    sampled, so replay never samples again."""
+class TokenFacts:
+    """What is known of a chosen token at the moment it is chosen: the one value object
+    shared by the service's choice, the ``TokenAppended`` event, and the token in a
+    session's state and history. A new fact is a new field here (plus its line in the
+    API's history schema and in docs/events.md); every other place copies the fields
+    generically (:func:`facts_of`)."""
 
     token_id: int
     token_text: str
@@ -60,6 +63,20 @@ class TokenAppended(Event):
     other_total_probability: float | None = None
     other_token_count: int | None = None
     selected_token_rank: int | None = None
+
+
+FACT_NAMES = tuple(f.name for f in fields(TokenFacts))
+
+
+def facts_of(value: TokenFacts) -> dict[str, Any]:
+    """The token facts of ``value`` (a TokenFacts or any subclass) as keyword arguments."""
+    return {name: getattr(value, name) for name in FACT_NAMES}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenAppended(Event, TokenFacts):
+    """A token joined the text. For the Other wedge this stores the token that was
+    sampled, so replay never samples again."""
 
 
 @dataclass(frozen=True, kw_only=True)

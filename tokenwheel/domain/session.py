@@ -8,11 +8,9 @@ generator: every fact it needs is in the events.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import reduce
 
 from .errors import (
     GenerationLimitReached,
@@ -21,64 +19,28 @@ from .errors import (
     PromptNotSet,
     SessionNotFound,
 )
-from .events import Event, SessionCreated, SessionDeleted, SetPrompt, TokenAppended, Undone
+from .events import (
+    Event,
+    SessionCreated,
+    SessionDeleted,
+    SetPrompt,
+    TokenAppended,
+    TokenFacts,
+    Undone,
+    facts_of,
+)
+from .rules import check_class_code, check_prompt
 
 CATEGORIES = ("above_threshold", "other")
 SELECTIONS = ("explicit", "other", "spin")
 
-# A class code is typed by students and put in URLs and file names: keep it short and plain.
-# Compared exactly ("7B" and "7b" are two classes).
-CLASS_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
-CLASS_CODE_RULE = "1 to 32 letters, digits, '-' or '_'"
-_CLASS_CODE = re.compile(CLASS_CODE_PATTERN)
 
+@dataclass(frozen=True, kw_only=True)
+class GeneratedToken(TokenFacts):
+    """A token in the current text: the facts recorded when it was chosen, and when."""
 
-def check_class_code(class_code: str | None) -> None:
-    """None (no class) or a code of :data:`CLASS_CODE_RULE`; anything else is refused."""
-    if class_code is None:
-        return
-    if not isinstance(class_code, str) or not _CLASS_CODE.fullmatch(class_code):
-        raise InvalidCommand(f"class_code must be {CLASS_CODE_RULE}.")
-
-
-@dataclass(frozen=True, slots=True)
-class GeneratedToken:
-    """A token in the current text, with the facts recorded when it was chosen."""
-
-    token_id: int
-    token_text: str
-    probability: float
-    log_probability: float
-    category: str
-    sampled_from_other: bool
-    selection: str
-    threshold: float
-    temperature: float
-    rank: int
     selected_at: datetime
     version: int
-    other_total_probability: float | None = None
-    other_token_count: int | None = None
-    selected_token_rank: int | None = None
-
-
-@dataclass(frozen=True)
-class TokenChoice:
-    """What the service decided to append (scored by the model, not yet a fact)."""
-
-    token_id: int
-    token_text: str
-    probability: float
-    log_probability: float
-    category: str
-    sampled_from_other: bool
-    selection: str
-    threshold: float
-    temperature: float
-    rank: int
-    other_total_probability: float | None = None
-    other_token_count: int | None = None
-    selected_token_rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,8 +103,7 @@ def set_prompt(
     state: SessionState, prompt: str, token_ids: tuple[int, ...], now: datetime
 ) -> list[Event]:
     _require_live(state)
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidCommand("Prompt must be a non-empty string.")
+    check_prompt(prompt)
     if not token_ids:
         raise InvalidCommand("Prompt produced no tokens for this model.")
     return [
@@ -163,7 +124,7 @@ def require_prompt(state: SessionState) -> None:
 
 
 def append_token(
-    state: SessionState, choice: TokenChoice, now: datetime, max_generated: int
+    state: SessionState, choice: TokenFacts, now: datetime, max_generated: int
 ) -> list[Event]:
     require_prompt(state)
     if len(state.generated) >= max_generated:
@@ -178,19 +139,7 @@ def append_token(
             session_id=state.session_id,
             version=state.version + 1,
             occurred_at=now,
-            token_id=choice.token_id,
-            token_text=choice.token_text,
-            probability=choice.probability,
-            log_probability=choice.log_probability,
-            category=choice.category,
-            sampled_from_other=choice.sampled_from_other,
-            selection=choice.selection,
-            threshold=choice.threshold,
-            temperature=choice.temperature,
-            rank=choice.rank,
-            other_total_probability=choice.other_total_probability,
-            other_token_count=choice.other_token_count,
-            selected_token_rank=choice.selected_token_rank,
+            **facts_of(choice),
         )
     ]
 
@@ -245,21 +194,7 @@ def apply(state: SessionState | None, event: Event) -> SessionState:
             )
         case TokenAppended():
             token = GeneratedToken(
-                token_id=event.token_id,
-                token_text=event.token_text,
-                probability=event.probability,
-                log_probability=event.log_probability,
-                category=event.category,
-                sampled_from_other=event.sampled_from_other,
-                selection=event.selection,
-                threshold=event.threshold,
-                temperature=event.temperature,
-                rank=event.rank,
-                selected_at=event.occurred_at,
-                version=event.version,
-                other_total_probability=event.other_total_probability,
-                other_token_count=event.other_token_count,
-                selected_token_rank=event.selected_token_rank,
+                **facts_of(event), selected_at=event.occurred_at, version=event.version
             )
             return replace(state, generated=state.generated + (token,))
         case Undone():
@@ -272,7 +207,10 @@ def apply(state: SessionState | None, event: Event) -> SessionState:
 
 def replay(events: Iterable[Event]) -> SessionState | None:
     """State after ``events`` (None for an empty stream)."""
-    return reduce(apply, events, None)  # type: ignore[arg-type]
+    state: SessionState | None = None
+    for event in events:
+        state = apply(state, event)
+    return state
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,16 @@
-"""What this CPU can do, without importing torch (the server's parent process checks
-settings with it before forking workers, and should not carry torch's memory)."""
+"""What this CPU can do, and which dtypes it can run. Imports no torch at module
+level (the server's parent process checks settings with it before forking workers, and
+should not carry torch's memory); only :func:`check_dtype` imports it, in the processes
+that load models."""
 
 from __future__ import annotations
 
-DTYPE_NAMES = ("float32", "bfloat16")
+from typing import TYPE_CHECKING
+
+from .types import DTYPE_NAMES, UnsupportedDtypeError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def bf16_supported(cpuinfo: str | None = None) -> bool:
@@ -22,7 +29,7 @@ def bf16_supported(cpuinfo: str | None = None) -> bool:
 def dtype_problem(dtype: str, cpuinfo: str | None = None) -> str | None:
     """Why ``TOKENWHEEL_DTYPE=dtype`` cannot be used here, or None."""
     if dtype not in DTYPE_NAMES:
-        return f"TOKENWHEEL_DTYPE={dtype!r}: use float32 or bfloat16"
+        return f"TOKENWHEEL_DTYPE={dtype!r}: use {' or '.join(DTYPE_NAMES)}"
     if dtype == "bfloat16" and not bf16_supported(cpuinfo):
         return (
             "TOKENWHEEL_DTYPE=bfloat16 needs a CPU with native bfloat16 support (avx512_bf16 "
@@ -30,3 +37,14 @@ def dtype_problem(dtype: str, cpuinfo: str | None = None) -> str | None:
             "times slower than float32. Unset TOKENWHEEL_DTYPE to use float32."
         )
     return None
+
+
+def check_dtype(dtype: str, cpuinfo: str | None = None) -> torch.dtype:
+    """The torch dtype named ``dtype``; UnsupportedDtypeError if it cannot be used here."""
+    problem = dtype_problem(dtype, cpuinfo)
+    if problem is not None:
+        raise UnsupportedDtypeError(problem)
+    import torch
+
+    value: torch.dtype = getattr(torch, dtype)
+    return value

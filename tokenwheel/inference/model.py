@@ -53,13 +53,12 @@ class ModelFacts:
 class LoadedModel:
     """Tokenizer (+ weights) of one catalog model.
 
-    ``logits`` runs the forward pass and must be called from the model-owning thread
-    (see :class:`~tokenwheel.inference.registry.ModelRegistry`); the text helpers are
-    thread-safe. When the weights live in the inference process, ``model`` is None and
-    ``facts`` (reported by that process) describe them.
+    The text helpers are thread-safe. The service's forward passes run in an engine
+    (:mod:`~tokenwheel.inference.ports`); ``logits`` here is the plain full pass, the
+    reference the engine's fast paths are held to and the benchmark's naive way. When
+    the weights live in the inference process, ``model`` is None and ``facts`` (reported
+    by that process) describe them.
     """
-
-    supports_kv = True  # the engine may reuse KV caches and batch steps for this model
 
     def __init__(
         self,

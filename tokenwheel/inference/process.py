@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
@@ -36,8 +37,11 @@ from typing import Any
 import torch
 
 from .catalog import ModelSpec
-from .engine import EngineStats, InferenceEngine
-from .model import ModelFacts
+from .cpu import check_dtype
+from .engine import EngineKwargs, InferenceEngine
+from .loading import load_text_side
+from .model import LoadedModel, ModelFacts
+from .ports import ModelParts
 from .types import InferenceOptions, ModelUnavailableError, OverloadedError
 
 log = logging.getLogger(__name__)
@@ -59,18 +63,19 @@ class LoadReport:
 
 
 class ProcessEngine:
-    """The registry's engine when forward passes run in a child process: the same
-    ``logits(model, ids)`` / ``drop_model`` / ``shutdown`` as :class:`InferenceEngine`,
-    plus ``load`` (the child loads the weights; this process keeps only the tokenizer).
-    A full queue in the child raises OverloadedError here, as in-process."""
+    """An :class:`~tokenwheel.inference.ports.Engine` whose weights live in a child
+    process: ``load`` has the child load the weights and keeps only the tokenizer here;
+    ``logits`` asks the child's :class:`InferenceEngine`. A full queue in the child
+    raises OverloadedError here, as in-process."""
 
-    def __init__(self, options: InferenceOptions, engine_kwargs: dict[str, Any]) -> None:
+    def __init__(self, options: InferenceOptions, engine_kwargs: EngineKwargs) -> None:
         self.options = options
         # One core stays with the server's request threads: measured on 2 cores, a model
         # thread with 2 torch threads lost half its CPU time spinning at OpenMP barriers
         # whenever a request thread had the other core (47 vs 63 steps/s for a class).
-        threads = engine_kwargs.get("threads") or max(1, (os.cpu_count() or 1) - 1)
-        self.engine_kwargs = {**engine_kwargs, "threads": threads}
+        self.threads = engine_kwargs["threads"] or max(1, (os.cpu_count() or 1) - 1)
+        self.engine_kwargs = engine_kwargs.copy()
+        self.engine_kwargs["threads"] = self.threads
         self._process: Any = None
         self._conn: Any = None
         self._pending: dict[int, tuple[Any, Future[Any]]] = {}  # id -> (pipe, answer)
@@ -182,12 +187,15 @@ class ProcessEngine:
 
     # ------------------------------------------------------------ the engine's face
 
-    def load(self, spec: ModelSpec) -> LoadReport:
+    def load(self, spec: ModelSpec, options: InferenceOptions, dtype: torch.dtype) -> ModelParts:
+        """The weights in the child (which reports their facts), the tokenizer here."""
         report: LoadReport = self._call(("load", spec))
         self._loaded[spec.id] = spec
-        return report
+        text = load_text_side(spec, options, dtype)
+        seconds = report.seconds + text.seconds
+        return ModelParts(text.tokenizer, None, report.facts, seconds, report.from_cache)
 
-    def logits(self, model: Any, ids: Any) -> torch.Tensor:
+    def logits(self, model: LoadedModel, ids: Sequence[int]) -> torch.Tensor:
         data, size = self._call(("logits", model.spec.id, tuple(ids)))
         return torch.frombuffer(bytearray(data), dtype=torch.float32, count=size)
 
@@ -224,10 +232,6 @@ class ProcessEngine:
 def child_main(conn: Any) -> None:
     """Serve the parent until the pipe closes: load and drop models, and hand logits
     requests to the model thread, answering each when its pass is done."""
-    from .loading import load_pretrained
-    from .model import LoadedModel
-    from .registry import check_dtype
-
     kind, request_id, options, engine_kwargs, level = conn.recv()
     assert kind == "init"
     logging.basicConfig(
@@ -260,10 +264,12 @@ def child_main(conn: Any) -> None:
     def load(request_id: int, spec: ModelSpec) -> None:
         try:
             if spec.id not in models:
-                loaded = load_pretrained(spec, options, dtype)
-                model = LoadedModel(spec, loaded.tokenizer, loaded.model, max_context=0)
+                parts = engine.load(spec, options, dtype)
+                model = LoadedModel(
+                    spec, parts.tokenizer, parts.weights, max_context=0, facts=parts.facts
+                )
                 models[spec.id] = model
-                report = LoadReport(model.facts, loaded.from_cache, loaded.seconds)
+                report = LoadReport(parts.facts, parts.from_cache, parts.seconds)
             else:
                 report = LoadReport(models[spec.id].facts, True, 0.0)
         except BaseException as exc:
@@ -304,7 +310,7 @@ def child_main(conn: Any) -> None:
     engine.shutdown()
 
 
-__all__ = ["EngineStats", "LoadReport", "ProcessEngine", "child_main"]
+__all__ = ["LoadReport", "ProcessEngine", "child_main"]
 
 if __name__ == "__main__":
     # Run by its import name, so what the child pickles (LoadReport...) names this module,

@@ -11,7 +11,7 @@ from alembic.config import Config
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def alembic_config(engine: sa.Engine | None = None) -> Config:
+def alembic_config() -> Config:
     ini = ROOT / "alembic.ini"
     config = Config(str(ini)) if ini.exists() else Config()
     config.set_main_option("script_location", str(ROOT / "migrations"))

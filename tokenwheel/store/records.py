@@ -1,18 +1,19 @@
-"""What the store hands back besides events, and the interface every store keeps."""
+"""What the store hands back besides events (the interface every store keeps is
+``tokenwheel.services.ports.EventStore``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from tokenwheel.domain.errors import SessionNotFound, VersionConflict
 from tokenwheel.domain.events import Event
+from tokenwheel.domain.rules import ACTIVE, DELETED, EXPIRED, STATUSES
 from tokenwheel.domain.session import SessionSummary
 
-ACTIVE, EXPIRED, DELETED = "active", "expired", "deleted"
-STATUSES = (ACTIVE, EXPIRED, DELETED)
+__all__ = ["ACTIVE", "DELETED", "EXPIRED", "STATUSES"]
 
 
 @dataclass(frozen=True)
@@ -93,16 +94,19 @@ class EventRow:
 
 @dataclass(frozen=True)
 class IdempotencyRecord:
-    """A row of ``idempotency_keys``: the first response to a request that carried an
-    ``Idempotency-Key``. It is written in the transaction that appends the request's
-    events, so a retry finds both or neither and can never store a second event."""
+    """A row of ``idempotency_keys``: where a request that carried an ``Idempotency-Key``
+    left its session (``result_session_id`` at ``result_version``), plus a ``receipt`` of
+    what the events do not hold (a spin's draw). It is written in the transaction that
+    appends the request's events, so a retry finds both or neither and can never store
+    a second event. ``session_id`` is the key's scope: the session, or ``create:...``."""
 
     session_id: str
     idempotency_key: str
     method_path: str
     request_hash: str
-    response_status: int
-    response_body: dict[str, Any]
+    result_session_id: str
+    result_version: int
+    receipt: dict[str, Any]
     created_at: datetime
 
 
@@ -155,59 +159,3 @@ def check_batch(new_events: Sequence[Event], expected_version: int) -> None:
         raise ValueError(f"event versions {versions} do not follow version {expected_version}")
     if len({e.session_id for e in new_events}) != 1:
         raise ValueError("one append writes to one session")
-
-
-class EventStore(Protocol):
-    """The contract ``tests/integration/test_store_contract.py`` holds every store to."""
-
-    def append(
-        self,
-        events: Sequence[Event],
-        expected_version: int,
-        summary: SessionSummary,
-        idempotency: IdempotencyRecord | None = None,
-    ) -> None:
-        """Append ``events`` atomically if the stream is at ``expected_version`` (0 = new);
-        update the session index and store ``idempotency`` (if given) in the same
-        transaction. Raises VersionConflict, also when the key is already stored."""
-
-    def load(
-        self, session_id: str, up_to_version: int | None = None, after_version: int = 0
-    ) -> list[Event]:
-        """The stream's events with ``after_version < version <= up_to_version``, in order
-        (a caller holding the state at ``after_version`` reads only what came since)."""
-
-    def get_record(self, session_id: str) -> SessionRecord | None: ...
-
-    def get_idempotency(self, session_id: str, key: str) -> IdempotencyRecord | None:
-        """The stored first answer of ``key`` in ``session_id``'s scope (a session id, or
-        ``create:...`` for the keys of session creation)."""
-
-    def drop_idempotency(self, session_id: str, key: str) -> None:
-        """Forget one key (it outlived its window)."""
-
-    def touch(self, session_id: str, now: datetime) -> None:
-        """Record that a request touched an active session."""
-
-    def expire_idle(self, now: datetime, ttl_seconds: float) -> int:
-        """Mark active sessions idle longer than the TTL as expired; return how many."""
-
-    def purge(self, cutoff: datetime, batch_size: int = 500) -> int:
-        """Delete events, index rows and idempotency keys of sessions expired before
-        ``cutoff``, a batch of whole sessions per transaction."""
-
-    def purge_idempotency(self, cutoff: datetime) -> int:
-        """Delete idempotency records created before ``cutoff``; return how many."""
-
-    def ping(self) -> None:
-        """Raise if the database does not answer."""
-
-    def session_ids(self) -> list[str]: ...
-
-    def list_sessions(self, query: SessionQuery) -> SessionPage:
-        """Index rows matching ``query``, newest first (ties by id), one page of them."""
-
-    def event_rows(self, where: EventFilter) -> Iterator[EventRow]:
-        """Stored events matching ``where`` in the order they were written."""
-
-    def rebuild_record(self, summary: SessionSummary, last_accessed: datetime) -> None: ...

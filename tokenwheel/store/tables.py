@@ -90,8 +90,9 @@ idempotency_keys = sa.Table(
     sa.Column("idempotency_key", sa.String(255), primary_key=True),
     sa.Column("method_path", sa.String(300), nullable=False),
     sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("response_status", sa.Integer, nullable=False),
-    sa.Column("response_body", Payload, nullable=False),
+    sa.Column("result_session_id", sa.String(36), nullable=False),
+    sa.Column("result_version", sa.Integer, nullable=False),
+    sa.Column("receipt", Payload, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from tokenwheel.inference import distribution
@@ -51,3 +53,21 @@ def test_wedges_and_the_other_list_are_slices_of_one_order_even_with_ties() -> N
             wheel = distribution.build_distribution(prepared, threshold, 10, info)
             assert [t.token_id for t in wheel.above_threshold_tokens] == order[:n]
             assert [t.token_id for t in wheel.other_category.sample_tokens] == order[n : n + 10]
+
+
+def test_any_temperature_above_zero_gives_finite_numbers() -> None:
+    """(x - max) / T overflows to -inf for the tiniest temperatures: the leader keeps
+    probability one and every other token is reported at the floor, a finite number
+    (JSON has no -Infinity), in the wheel, the Other list and a scored append alike."""
+    logits = torch.randn(1000, generator=torch.Generator().manual_seed(3)) * 4
+    for temperature in (0.009, 1e-3, 1e-12, 1e-300, 5e-324):
+        prepared = distribution.Prepared(logits, temperature)
+        wheel = distribution.build_distribution(prepared, 0.5, 10, info)
+        [top] = wheel.above_threshold_tokens
+        assert top.probability > 0.99 and top.token_id == int(logits.argmax())
+        samples = wheel.other_category.sample_tokens
+        assert len(samples) == 10 and wheel.other_category.total_probability < 0.01
+        assert all(math.isfinite(t.log_probability) for t in samples)
+        least = distribution.score_token(prepared, int(logits.argmin()), 0.5, str)
+        assert math.isfinite(least.log_probability) and least.probability == 0.0
+    assert distribution.Prepared(logits, 1e-300).logp.min() == distribution.LOG_PROBABILITY_FLOOR

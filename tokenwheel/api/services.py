@@ -1,0 +1,21 @@
+"""The services this app was built with (``create_app`` puts them in ``app.extensions``)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from flask import current_app
+
+from tokenwheel.services import Maintenance, StudentSessions, Teaching
+
+
+def student_sessions() -> StudentSessions:
+    return cast(StudentSessions, current_app.extensions["tokenwheel.sessions"])
+
+
+def teaching() -> Teaching:
+    return cast(Teaching, current_app.extensions["tokenwheel.teaching"])
+
+
+def maintenance() -> Maintenance:
+    return cast(Maintenance, current_app.extensions["tokenwheel.maintenance"])

@@ -1,0 +1,129 @@
+"""Every range, default and limit a request is held to, in one place.
+
+The API's schemas, the services and the messages people read all import these names, so
+a limit changes here and nowhere else. Each ``check_*`` function raises
+:class:`~tokenwheel.domain.errors.InvalidCommand` with a message built from the same
+constants the schemas document.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .errors import InvalidCommand
+
+# ---------------------------------------------------------------- the wheel
+
+DEFAULT_THRESHOLD = 0.01
+MIN_THRESHOLD, MAX_THRESHOLD = 0.0, 1.0
+DEFAULT_TEMPERATURE = 1.0
+# Any temperature above zero works (the distribution subtracts the largest logit before
+# dividing); above 10 every wheel is flat and nothing more is learned.
+MAX_TEMPERATURE = 10.0
+DEFAULT_OTHER_TOP_K = 10
+MAX_OTHER_TOP_K = 100
+MAX_SEED = 2**63 - 1
+MAX_VERSION = 999_999_999  # an expected version, an If-Match tag (nine digits)
+
+# ---------------------------------------------------------------- sessions and classes
+
+# A class code is typed by students and put in URLs and file names: keep it short and plain.
+# Compared exactly ("7B" and "7b" are two classes).
+CLASS_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+CLASS_CODE_RULE = "1 to 32 letters, digits, '-' or '_'"
+_CLASS_CODE = re.compile(CLASS_CODE_PATTERN)
+
+APPEND_CATEGORY = "other"  # the one category a client may name: sample from the Other wedge
+MAX_TOKEN_TEXT_CHARS = 1000
+
+ACTIVE, EXPIRED, DELETED = "active", "expired", "deleted"
+STATUSES = (ACTIVE, EXPIRED, DELETED)
+
+# ---------------------------------------------------------------- teachers' lists and files
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+EXPORT_FORMATS = ("csv", "json")
+DEFAULT_EXPORT_FORMAT = "json"
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_wheel_settings(
+    threshold: float, temperature: float, other_top_k: int = DEFAULT_OTHER_TOP_K
+) -> None:
+    """The settings of a wheel (the API validates first; other callers may not)."""
+    if not (_number(threshold) and MIN_THRESHOLD <= threshold <= MAX_THRESHOLD):
+        raise InvalidCommand(
+            f"threshold must be a number from {MIN_THRESHOLD:g} to {MAX_THRESHOLD:g}."
+        )
+    if not (_number(temperature) and 0 < temperature <= MAX_TEMPERATURE):
+        raise InvalidCommand(
+            f"temperature must be a number above 0 and at most {MAX_TEMPERATURE:g}."
+        )
+    if not (
+        isinstance(other_top_k, int)
+        and not isinstance(other_top_k, bool)
+        and 0 <= other_top_k <= MAX_OTHER_TOP_K
+    ):
+        raise InvalidCommand(f"other_top_k must be a whole number from 0 to {MAX_OTHER_TOP_K}.")
+
+
+def check_seed(seed: object) -> None:
+    if seed is not None and not (
+        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED
+    ):
+        raise InvalidCommand(f"seed must be a whole number from 0 to {MAX_SEED}.")
+
+
+def check_class_code(class_code: str | None) -> None:
+    """None (no class) or a code of :data:`CLASS_CODE_RULE`; anything else is refused."""
+    if class_code is None:
+        return
+    if not isinstance(class_code, str) or not _CLASS_CODE.fullmatch(class_code):
+        raise InvalidCommand(f"class_code must be {CLASS_CODE_RULE}.")
+
+
+def check_prompt(prompt: object, max_chars: int | None = None) -> str:
+    """A prompt is a string with something in it besides whitespace, at most
+    ``max_chars`` characters; returned as it is (kept verbatim)."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidCommand("Prompt must be a non-empty string.")
+    if max_chars is not None and len(prompt) > max_chars:
+        raise InvalidCommand(f"Prompt is {len(prompt)} characters long; the limit is {max_chars}.")
+    return prompt
+
+
+APPEND_FORMS = (
+    "Send exactly one of: token_id (optionally with token_text), token_text, "
+    f"or category '{APPEND_CATEGORY}'."
+)
+
+
+def check_append_form(token_id: int | None, token_text: str | None, category: str | None) -> None:
+    """Exactly one way to name the token: ``token_id`` (optionally with an agreeing
+    ``token_text``), ``token_text`` alone, or ``category="other"`` alone."""
+    if category is not None and category != APPEND_CATEGORY:
+        raise InvalidCommand(f"category must be '{APPEND_CATEGORY}' when given.")
+    if category is not None and (token_id is not None or token_text is not None):
+        raise InvalidCommand(APPEND_FORMS)
+    if token_id is None and token_text is None and category is None:
+        raise InvalidCommand(APPEND_FORMS)
+
+
+def check_page(page: int, page_size: int) -> None:
+    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidCommand(f"page must be >= 1 and page_size from 1 to {MAX_PAGE_SIZE}.")
+
+
+def check_status(status: str | None) -> None:
+    if status is not None and status not in STATUSES:
+        raise InvalidCommand(f"status must be one of {', '.join(STATUSES)}.")
+
+
+def check_export_format(fmt: str) -> None:
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidCommand(f"format must be one of {', '.join(EXPORT_FORMATS)}.")

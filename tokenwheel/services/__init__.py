@@ -1,0 +1,28 @@
+"""The service layer: one module per job (DESIGN.md "Layers").
+
+``ports`` (what the services need, as Protocols), ``gateway`` (the models in the domain's
+words), ``repository`` (load with snapshots, save with the expected version, lock,
+retries), ``idempotency``, ``choosing`` (how a token is chosen), ``views`` (how a session
+is shown), ``sessions`` (the student's use cases), ``teaching`` (the teacher's),
+``maintenance`` (purge, index, readiness, warm-up) and ``results``.
+"""
+
+from .idempotency import IdempotencyKey
+from .maintenance import Maintenance
+from .ports import EventStore, LanguageModels
+from .results import AppendRequest, SpinRequest
+from .sessions import StudentSessions
+from .teaching import Teaching
+from .views import SessionView
+
+__all__ = [
+    "AppendRequest",
+    "EventStore",
+    "IdempotencyKey",
+    "LanguageModels",
+    "Maintenance",
+    "SessionView",
+    "SpinRequest",
+    "StudentSessions",
+    "Teaching",
+]

@@ -1,0 +1,91 @@
+"""What keeps the service healthy: the purge, the index rebuild, readiness, warm-up."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from tokenwheel.domain import session as domain
+from tokenwheel.domain.errors import ModelUnavailable, UnknownModel
+from tokenwheel.settings import Settings
+
+from .clock import utcnow
+from .gateway import ModelGateway
+from .ports import Clock, EventStore, LanguageModels
+from .results import Readiness
+
+log = logging.getLogger(__name__)
+
+
+class Maintenance:
+    def __init__(
+        self,
+        store: EventStore,
+        models: LanguageModels,
+        settings: Settings,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.store = store
+        self.models = ModelGateway(models)
+        self.settings = settings
+        self.clock = clock
+
+    def purge_expired(self) -> tuple[int, int]:
+        """Expire idle sessions, then purge those expired longer than the retention.
+        Idempotent: running it twice, or in two processes, purges each session once."""
+        now = self.clock()
+        expired = self.store.expire_idle(now, self.settings.session_ttl)
+        purged = self.store.purge(now - timedelta(seconds=self.settings.retention))
+        keys = self.store.purge_idempotency(
+            now - timedelta(seconds=self.settings.idempotency_window)
+        )
+        if expired or purged or keys:
+            log.info(
+                "purge: %d sessions expired, %d purged, %d idempotency keys dropped",
+                expired,
+                purged,
+                keys,
+            )
+        return expired, purged
+
+    def rebuild_index(self) -> int:
+        """Write every session's index row again from its events."""
+        count = 0
+        for session_id in self.store.session_ids():
+            state = domain.replay(self.store.load(session_id))
+            if state is None:
+                continue
+            record = self.store.get_record(session_id)
+            last = record.last_accessed if record else state.updated_at
+            self.store.rebuild_record(domain.summarize(state), last)
+            count += 1
+        return count
+
+    def readiness(self) -> Readiness:
+        """Whether this process can serve students: the database answers and the
+        effective default model is loaded. Never loads a model itself."""
+        checks: dict[str, str] = {}
+        try:
+            self.store.ping()
+            checks["database"] = "ok"
+        except Exception:  # any driver error means the same here: not ready
+            log.warning("readiness: the database did not answer", exc_info=True)
+            checks["database"] = "The database did not answer."
+        default_id: str | None = None
+        try:
+            default_id, _ = self.models.default_model()
+        except ModelUnavailable as exc:
+            checks["model"] = exc.message
+        else:
+            loaded = self.models.loaded(default_id)
+            checks["model"] = "ok" if loaded else f"The default model {default_id} is loading."
+        return Readiness(checks=checks, default_model=default_id)
+
+    def warm_up(self) -> None:
+        """Load the default model now. A server calls this in the background as it
+        starts, so it turns ready without waiting for the first student."""
+        try:
+            model_id, _ = self.models.default_model()
+            self.models.require(model_id)
+        except (ModelUnavailable, UnknownModel) as exc:
+            log.warning("warm-up: %s", exc.message)
