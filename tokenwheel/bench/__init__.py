@@ -1,0 +1,122 @@
+"""``tokenwheel bench``: the naive way and ours, on the same model, in one run.
+
+The naive way is the seed's implementation note: every request runs the whole forward
+pass over the whole context, with no caches and no batching (we feed it the id sequence;
+re-tokenizing the text as the seed does costs well under a millisecond more and would
+change the context, see docs/api.md). Ours is the default engine: logits cache, shared
+KV prefixes, batched one-token steps.
+
+Three parts, all printed as ratios against the naive way measured in the same process:
+1. step latency at a context of 8, 64, 256 and 512 tokens (median of repeats), and a
+   repeated query (cache hit), in-process;
+2. a classroom over HTTP: N simulated students against a real ``tokenwheel serve`` on
+   127.0.0.1, once with ``TOKENWHEEL_ENGINE=naive`` and once with ours;
+3. the server's peak RSS, and its RSS after 30 sessions of 300 tokens each.
+Results go to ``bench/results/latest.json`` and ``latest.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from .classroom import SCENARIOS, SHARED_PROMPT, ClassroomResult, classroom, memory_phase
+from .report import _chart, format_table
+from .server import ROOT, Server, request
+from .steps import CONTEXTS, step_latencies
+
+__all__ = [
+    "CONTEXTS",
+    "ROOT",
+    "SCENARIOS",
+    "SHARED_PROMPT",
+    "ClassroomResult",
+    "Server",
+    "classroom",
+    "format_table",
+    "memory_phase",
+    "request",
+    "run",
+    "step_latencies",
+]
+
+
+def run(
+    model_id: str,
+    students: int,
+    seconds: float,
+    repeats: int,
+    out_dir: Path,
+    cache_dir: str,
+    think: tuple[float, float] | None = (1.0, 3.0),
+) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "model": model_id,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "processor": platform.processor(),
+        },
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "students": students,
+        "seconds": seconds,
+        "think_s": list(think) if think else None,
+    }
+    print(f"[1/3] step latency in-process ({model_id}, {repeats} repeats)...", flush=True)
+    report["in_process"] = step_latencies(model_id, cache_dir, repeats)
+    report["classroom"] = {}
+    for engine in ("naive", "fast"):
+        result: dict[str, Any] = {}
+        for scenario in SCENARIOS:
+            pause = think if scenario == "paced" else None
+            if scenario == "paced" and pause is None:
+                continue
+            pace = f"think {pause[0]:g}-{pause[1]:g} s" if pause else "no pause"
+            print(
+                f"[2/3] classroom over HTTP ({engine}, {scenario}): {students} students, "
+                f"{seconds:g} s, {pace}, on a fresh server...",
+                flush=True,
+            )
+            with Server(engine, model_id, cache_dir) as server:
+                summary = classroom(server.port, students, seconds, think=pause).summary()
+                summary.update(server.rss_mb())
+                result[scenario] = summary
+        result["peak_rss_mb"] = max(result[s]["peak_rss_mb"] for s in SCENARIOS if s in result)
+        report["classroom"][engine] = result
+    print("[3/3] memory: 30 sessions of 300 tokens on a fresh server...", flush=True)
+    try:
+        with Server("fast", model_id, cache_dir) as server:
+            memory_phase(server.port, 30, 300)
+            report["classroom"]["fast"]["after_30x300"] = server.rss_mb()
+    except (RuntimeError, OSError) as exc:
+        report["classroom"]["fast"]["after_30x300"] = {
+            "error": str(exc),
+            "rss_mb": -1,
+            "peak_rss_mb": -1,
+        }
+    naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
+    report["ratios"] = {
+        "steps": [round(r["naive_ms"] / r["ours_ms"], 1) for r in report["in_process"]["steps"]],
+    }
+    for scenario in SCENARIOS:
+        if scenario in fast:
+            a, b = naive[scenario], fast[scenario]
+            report["ratios"][scenario] = {
+                "throughput": round(b["steps_per_s"] / max(a["steps_per_s"], 1e-9), 1),
+                "p95_next_token_probs": round(
+                    a["requests"]["next-token-probs"]["p95_ms"]
+                    / max(b["requests"]["next-token-probs"]["p95_ms"], 1e-9),
+                    1,
+                ),
+            }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    _chart(report, out_dir / "latest.png")
+    print(format_table(report))
+    print(f"\nwritten: {out_dir / 'latest.json'}, {out_dir / 'latest.png'}")
+    return report

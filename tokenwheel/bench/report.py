@@ -1,0 +1,114 @@
+"""The report: the text table and the chart of a run's numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .classroom import SCENARIOS
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [
+        f"model {report['model']}, {report['machine']['cpus']} cores",
+        "",
+        "step latency (median, in-process)",
+        f"{'context':>8} {'naive ms':>10} {'ours ms':>10} {'ratio':>7}",
+    ]
+    for row in report["in_process"]["steps"]:
+        lines.append(
+            f"{row['context']:>8} {row['naive_ms']:>10.1f} {row['ours_ms']:>10.1f} "
+            f"{row['naive_ms'] / row['ours_ms']:>6.1f}x"
+        )
+    ip = report["in_process"]
+    lines += [
+        f"cache hit (repeated query, 64 tokens): {ip['cache_hit_ms']:.2f} ms "
+        f"vs naive {ip['cache_hit_naive_ms']:.1f} ms "
+        f"({ip['cache_hit_naive_ms'] / max(ip['cache_hit_ms'], 1e-9):.0f}x)",
+        f"step at 512 / step at 8 (ours): {ip['step_512_over_8']}x",
+    ]
+    naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
+    for scenario in SCENARIOS:
+        if scenario not in fast:
+            continue
+        a, b = naive[scenario], fast[scenario]
+        think = report.get("think_s") or [0, 0]
+        pace = (
+            f"each student thinks {think[0]:g}-{think[1]:g} s"
+            if scenario == "paced"
+            else "every student clicks again at once"
+        )
+        lines += [
+            "",
+            f"classroom over HTTP, {report['students']} students, {scenario}: {pace}",
+            "(first-wheel: each student's first wheel, a prefill of the prompt, all at once;",
+            " next-token-probs: every later wheel)",
+        ]
+        lines.append(f"{'':>24} {'naive':>10} {'ours':>10} {'ratio':>7}")
+        lines.append(
+            f"{'steps/s':>24} {a['steps_per_s']:>10.2f} {b['steps_per_s']:>10.2f} "
+            f"{report['ratios'][scenario]['throughput']:>6.1f}x"
+        )
+        for kind in ("first-wheel", "next-token-probs", "append-token", "undo"):
+            for q in ("p50_ms", "p95_ms"):
+                x = a["requests"].get(kind, {}).get(q)
+                y = b["requests"].get(kind, {}).get(q)
+                if x is None or y is None:
+                    continue
+                lines.append(
+                    f"{kind + ' ' + q[:3]:>24} {x:>10.1f} {y:>10.1f} {x / max(y, 1e-9):>6.1f}x"
+                )
+        lines.append(f"{'errors':>24} {str(a['errors']):>10} {str(b['errors']):>10}")
+    lines += [
+        "",
+        f"peak RSS MB: naive {naive['peak_rss_mb']}, ours {fast['peak_rss_mb']}",
+        f"server RSS after 30 sessions x 300 tokens (ours): "
+        f"{fast['after_30x300']['rss_mb']} MB (peak {fast['after_30x300']['peak_rss_mb']} MB)",
+    ]
+    return "\n".join(lines)
+
+
+def _chart(report: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart (make bench installs it)")
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    rows = report["in_process"]["steps"]
+    x = [r["context"] for r in rows]
+    left.plot(x, [r["naive_ms"] for r in rows], "o-", label="naive (full forward)")
+    left.plot(x, [r["ours_ms"] for r in rows], "o-", label="ours (KV prefix + cache)")
+    left.set_xlabel("context (tokens)")
+    left.set_ylabel("ms per step (median)")
+    left.set_title("Step latency")
+    left.legend()
+    naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
+    bars = [
+        (f"{kind}\n{scenario}", scenario, kind)
+        for scenario in SCENARIOS
+        if scenario in fast
+        for kind in ("next-token-probs", "append-token")
+    ]
+    width = 0.38
+    for offset, (label, data) in enumerate((("naive", naive), ("ours", fast))):
+        right.bar(
+            [i + offset * width for i in range(len(bars))],
+            [data[s]["requests"].get(k, {}).get("p95_ms", 0) for _, s, k in bars],
+            width,
+            label=label
+            + ": "
+            + ", ".join(f"{data[s]['steps_per_s']:.1f}" for s in SCENARIOS if s in fast)
+            + " steps/s",
+        )
+    right.set_xticks([i + width / 2 for i in range(len(bars))], [b[0] for b in bars], fontsize=7)
+    right.set_ylabel("p95 latency (ms)")
+    right.set_yscale("log")
+    right.set_title(f"Classroom over HTTP ({report['model']}, {report['students']} students)")
+    right.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
