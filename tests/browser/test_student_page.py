@@ -241,7 +241,8 @@ def test_mouse_space_another_tab_and_failures(desk: tuple[Page, PageWatch], serv
     if picked != "other":
         assert chips(page).nth(1).get_attribute("data-token-id") == picked
 
-    # chips: coloured by probability (likelier is another colour), spaces made visible
+    # chips: coloured by probability (likelier is another colour), spaces made visible as
+    # the server's display_text shows them (·)
     history = server.request("GET", f"/api/sessions/{session}")["token_history"]
     colours = [chips(page).nth(i).evaluate("c => c.style.backgroundColor") for i in range(2)]
     if history[0]["probability"] != history[1]["probability"]:

@@ -58,7 +58,7 @@ def test_display_text_whitespace_partial_utf8_and_specials(
     for token_id in [m.token_id_for_text(" mat"), newline, *emoji]:
         student.append(token_id=token_id)
     history = student.state()["token_history"]
-    assert history[0]["display_text"] == "␠mat" and not history[0]["partial_utf8"]
+    assert history[0]["display_text"] == "·mat" and not history[0]["partial_utf8"]
     assert history[1]["display_text"] == "↵"
     partial = [h for h in history[2:] if h["partial_utf8"]]
     assert partial, history[2:]

@@ -13,7 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-VISIBLE = {" ": "␠", "\n": "↵", "\t": "⇥", "\r": "␍"}
+# Glyphs every common font has (DejaVu included): ␠ and ␍ draw as empty boxes on Linux.
+VISIBLE = {" ": "·", "\n": "↵", "\t": "⇥", "\r": "⇤"}
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,7 @@ function showWedge(wedge) {
   if (wedge.kind === "token") {
     const t = wedge.token;
     ui.wedgeInfo.textContent =
-      `${quoted(t.token_text)}: ${percent(t.probability)}, number ${wedge.index + 1} on ` +
+      `${quoted(t)}: ${percent(t.probability)}, number ${wedge.index + 1} on ` +
       `the wheel, token id ${t.token_id}`;
   } else {
     const o = wedge.other;
@@ -245,7 +245,7 @@ function renderOther(probs) {
     );
     const text = document.createElement("span");
     text.className = "other-text";
-    showToken(text, token.token_text);
+    showToken(text, token);
     const p = document.createElement("span");
     p.className = "other-p";
     p.textContent = percent(token.probability);
@@ -320,7 +320,7 @@ async function append(body, verb) {
   state.history = result.token_history;
   renderText();
   const token = result.appended_token;
-  setStatus(`${verb} ${quoted(token.token_text)} (${percent(token.probability)}).`);
+  setStatus(`${verb} ${quoted(token)} (${percent(token.probability)}).`);
   await loadWheel();
 }
 
@@ -336,14 +336,14 @@ function landingText(result, probs) {
   const { draw, angle, landed, appended_token: token } = result;
   const head = `The draw ${draw.toFixed(4)} stopped the pointer at ${angle.toFixed(1)}°`;
   if (landed.wedge === "token") {
-    return `${head}, in the wedge of ${quoted(token.token_text)} (${percent(
+    return `${head}, in the wedge of ${quoted(token)} (${percent(
       token.probability,
     )}), which joins the text.`;
   }
   const info = result.other_category_info;
   return (
     `${head}, in the Other wedge (${percent(probs.other_category.total_probability)}). ` +
-    `Inside it the same draw, rescaled, picked ${quoted(token.token_text)} ` +
+    `Inside it the same draw, rescaled, picked ${quoted(token)} ` +
     `(${percent(token.probability)}, number ${count(info.selected_token_rank)} of ` +
     `${count(info.token_count)} there).`
   );
@@ -370,7 +370,7 @@ function spin() {
     ui.landingText.textContent = landingText(result, probs);
     ui.landing.hidden = false;
     const token = result.appended_token;
-    setStatus(`Landed on ${quoted(token.token_text)} (${percent(token.probability)}).`);
+    setStatus(`Landed on ${quoted(token)} (${percent(token.probability)}).`);
     await new Promise((done) => window.setTimeout(done, PAUSE_AFTER_SPIN_MS));
     await loadWheel();
   });
@@ -387,7 +387,7 @@ function undo() {
     state.history = result.token_history;
     renderText();
     ui.landing.hidden = true;
-    setStatus(`Removed ${quoted(result.removed_token.token_text)}.`);
+    setStatus(`Removed ${quoted(result.removed_token)}.`);
     await loadWheel();
   });
 }

@@ -1,40 +1,38 @@
-// How tokens and numbers are shown: visible whitespace, percentages, colours.
+// How tokens and numbers are shown: tokens as the server's `display_text`, percentages,
+// colours.
 
-const GLYPHS = new Map([
-  [" ", "·"],
-  ["\n", "↵"],
-  ["\t", "⇥"],
-  ["\r", "␍"],
-]);
+// The glyphs the server's `display_text` uses for whitespace (· space, ↵ new line, ⇥ tab,
+// ⇤ carriage return): drawn faintly.
+const WHITESPACE = new Set(["·", "↵", "⇥", "⇤"]);
 
-// Control characters other than the ones above show as their code point.
-function glyph(ch) {
-  if (GLYPHS.has(ch)) return GLYPHS.get(ch);
-  const code = ch.codePointAt(0);
-  if (code < 0x20 || code === 0x7f) return `\\x${code.toString(16).padStart(2, "0")}`;
-  return null;
-}
-
-// Pieces of a token's text: [{text, ws}] where ws marks a whitespace glyph, so callers can
-// style glyphs faintly. An empty token shows as ∅.
-function tokenPieces(text) {
+// Pieces of a token's `display_text`: [{text, ws, newline}], whitespace glyphs apart from
+// the rest, each ↵ a piece of its own. Partial UTF-8 characters (their bytes, ⟨E2 80⟩)
+// and special tokens (their names) are one piece, marked with their kind. An empty
+// token shows as ∅.
+function tokenPieces(token) {
+  const text = token.display_text;
   if (text === "") return [{ text: "∅", ws: true }];
+  if (token.partial_utf8) return [{ text, kind: "partial" }];
+  if (token.special) return [{ text, kind: "special" }];
   const pieces = [];
   for (const ch of text) {
-    const shown = glyph(ch);
-    const ws = shown !== null;
+    const ws = WHITESPACE.has(ch);
+    const newline = ch === "↵";
     const last = pieces[pieces.length - 1];
-    if (last && !last.newline && last.ws === ws && ch !== "\n") last.text += shown ?? ch;
-    else pieces.push({ text: shown ?? ch, ws, newline: ch === "\n" });
+    if (last && !last.newline && last.ws === ws && !newline) last.text += ch;
+    else pieces.push({ text: ch, ws, newline });
   }
   return pieces;
 }
 
-// Fill `parent` with a token's visible form, whitespace glyphs in their own faint
-// elements (`span` in HTML, `tspan` in SVG), cut to `max` characters with an ellipsis.
-export function showToken(parent, text, { max = Infinity, svg = false } = {}) {
+// Fill `parent` with a token's `display_text` (as the server sent it; `token` is any
+// object with the display fields), whitespace glyphs in their own faint elements (`span`
+// in HTML, `tspan` in SVG, class `ws`), a partial UTF-8 character in one of class
+// `partial`, a special token in one of class `special`; a line break after ↵ in HTML; cut
+// to `max` characters with an ellipsis.
+export function showToken(parent, token, { max = Infinity, svg = false } = {}) {
   let room = max;
-  for (const piece of tokenPieces(text)) {
+  for (const piece of tokenPieces(token)) {
     if (room <= 0) break;
     let shown = piece.text;
     const chars = [...shown];
@@ -44,21 +42,21 @@ export function showToken(parent, text, { max = Infinity, svg = false } = {}) {
       ? document.createElementNS("http://www.w3.org/2000/svg", "tspan")
       : document.createElement("span");
     node.textContent = shown;
-    if (piece.ws) node.setAttribute("class", "ws");
+    const kind = piece.ws ? "ws" : piece.kind;
+    if (kind) node.setAttribute("class", kind);
     parent.appendChild(node);
     if (piece.newline && !svg) parent.appendChild(document.createElement("br"));
   }
 }
 
-export function visibleToken(text) {
-  return tokenPieces(text)
-    .map((p) => p.text)
-    .join("");
+// A token in running text: its `display_text` in quotes, as the wheel shows it.
+export function quoted(token) {
+  return `“${token.display_text}”`;
 }
 
-// A token in running text: its visible form in quotes, as the wheel shows it.
-export function quoted(text) {
-  return `“${visibleToken(text)}”`;
+// Plain text in running text (a prompt, not a token): in quotes, as it is.
+export function quotedText(text) {
+  return `“${text}”`;
 }
 
 // A threshold as a teacher would say it: 0.5%, 1%, 20%.
@@ -91,7 +89,7 @@ export function spokenToken(text) {
   if (/^\s+$/.test(text)) return `${[...text].length} whitespace characters`;
   const lead = text.match(/^ +/);
   const rest = text.slice(lead ? lead[0].length : 0);
-  const body = NAMES.get(rest) ?? visibleToken(rest);
+  const body = NAMES.get(rest) ?? rest;
   return lead ? `${body}, after a space` : body;
 }
 

@@ -3,7 +3,14 @@
 // It uses only the REST API under /api; the token stays in this tab's sessionStorage.
 
 import { ApiError, STUDENT_ERRORS, call, explain, fetchFile, showMessage } from "./api.js";
-import { count, percent, quoted, showToken, threshold as thresholdText } from "./format.js";
+import {
+  count,
+  percent,
+  quoted,
+  quotedText,
+  showToken,
+  threshold as thresholdText,
+} from "./format.js";
 import { chosen, describe, renderTokens } from "./tokens.js";
 import { Wheel } from "./wheel.js";
 
@@ -295,7 +302,7 @@ function renderFirstTokens(groups) {
     table.className = "first-token-table";
     const caption = table.createCaption();
     caption.textContent =
-      `First tokens after ${quoted(group.prompt)} on ${group.model_name} at temperature ` +
+      `First tokens after ${quotedText(group.prompt)} on ${group.model_name} at temperature ` +
       `${group.temperature}: ${count(group.session_count)} sessions`;
     const head = table.createTHead().insertRow();
     for (const title of ["Token", "Chosen", "Expected", "Probability"]) {
@@ -307,10 +314,7 @@ function renderFirstTokens(groups) {
     const body = table.createTBody();
     for (const token of group.tokens) {
       const row = body.insertRow();
-      const text = document.createElement("span");
-      text.className = "token-text";
-      showToken(text, token.token_text);
-      cell(row, text);
+      cell(row, firstToken(token));
       cell(row, count(token.observed)).className = "number";
       cell(row, token.expected.toFixed(2)).className = "number";
       cell(row, percent(token.probability)).className = "number";
@@ -322,6 +326,21 @@ function renderFirstTokens(groups) {
     cell(rest, "");
     ui.firstTokens.appendChild(table);
   }
+}
+
+// A first token of the class statistics. The server sends these counts with `token_text`
+// only, no display fields: shown by its `display_text` once they come, until then as its
+// plain text in quotes (no glyphs of the page's own: the glyphs are the server's).
+function firstToken(token) {
+  const text = document.createElement("span");
+  if (token.display_text === undefined) {
+    text.className = "token-plain";
+    text.textContent = quotedText(token.token_text);
+  } else {
+    text.className = "token-text";
+    showToken(text, token);
+  }
+  return text;
 }
 
 // ---------------------------------------------------------------- one session
@@ -349,10 +368,6 @@ async function openSession(sessionId) {
   ui.sessionPanel.scrollIntoView({ block: "start" });
 }
 
-function entryAt(version) {
-  return state.session.timeline[version - 1];
-}
-
 function shorten(text, max = 120) {
   const chars = [...text];
   return chars.length > max ? `${chars.slice(0, max - 1).join("")}…` : text;
@@ -370,21 +385,21 @@ function eventSummary(entry, parent) {
       const reset = state.session.timeline.some(
         (e) => e.type === "SetPrompt" && e.version < entry.version,
       );
-      say(`${reset ? "Prompt reset" : "Prompt set"}: ${quoted(shorten(p.prompt))}`);
+      say(`${reset ? "Prompt reset" : "Prompt set"}: ${quotedText(shorten(p.prompt))}`);
       break;
     }
     case "TokenAppended": {
       const token = document.createElement("span");
       token.className = "token-text";
-      showToken(token, p.token_text);
+      showToken(token, entry.token_display);
       say("Token ");
       parent.appendChild(token);
       say(` ${percent(p.probability)}, rank ${count(p.rank)}, ${chosen(p)}`);
       break;
     }
     case "Undone": {
-      const undone = entryAt(p.undone_version);
-      say(`Undo: removed ${quoted(undone?.payload.token_text ?? "")} (step ${p.undone_version})`);
+      const removed = entry.token_display ? ` ${quoted(entry.token_display)}` : "";
+      say(`Undo: removed${removed} (step ${p.undone_version})`);
       break;
     }
     case "SessionDeleted":
@@ -472,7 +487,7 @@ function wheelPlan(replay) {
     return {
       version: event.version - 1,
       settings: { threshold: p.threshold, temperature: p.temperature },
-      chosen: p,
+      chosen: { ...p, ...event.token_display }, // the recorded token, with how it is shown
       caption: `The wheel this token was chosen from`,
     };
   }
@@ -538,8 +553,8 @@ async function showWheel(ask, replay) {
     wheel.markLanded(index);
     marked =
       c.category === "other"
-        ? ` The Other wedge is outlined: ${quoted(c.token_text)} came from it.`
-        : ` The chosen wedge, ${quoted(c.token_text)}, is outlined.`;
+        ? ` The Other wedge is outlined: ${quoted(c)} came from it.`
+        : ` The chosen wedge, ${quoted(c)}, is outlined.`;
   }
   ui.wheelCaption.textContent =
     `${plan.caption} (${settingsText}), computed again by the model for the text at step ` +
@@ -556,7 +571,7 @@ function showWedge(wedge) {
   if (!wedge) return;
   ui.wedgeInfo.textContent =
     wedge.kind === "token"
-      ? `${quoted(wedge.token.token_text)}: ${percent(wedge.token.probability)}, number ${
+      ? `${quoted(wedge.token)}: ${percent(wedge.token.probability)}, number ${
           wedge.index + 1
         } on the wheel`
       : `Other: ${count(wedge.other.token_count)} tokens, ${percent(

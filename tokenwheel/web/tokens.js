@@ -19,9 +19,10 @@ export function chosen(token) {
   return `${SELECTION[token.selection] ?? token.selection}${from}`;
 }
 
+// A token in words: `name(token)` says which (its quoted display text by default).
 export function describe(token, name = quoted) {
   return (
-    `${name(token.token_text)}: token id ${token.token_id}, probability ` +
+    `${name(token)}: token id ${token.token_id}, probability ` +
     `${percent(token.probability)}, rank ${count(token.rank)}, ${chosen(token)}`
   );
 }
@@ -35,8 +36,8 @@ function tokenChip(token, i, onShow) {
   chip.style.backgroundColor = probabilityColour(token.probability);
   chip.style.borderBottomColor = probabilityBorder(token.probability);
   chip.title = describe(token);
-  chip.setAttribute("aria-label", describe(token, spokenToken));
-  showToken(chip, token.token_text);
+  chip.setAttribute("aria-label", describe(token, (t) => spokenToken(t.token_text)));
+  showToken(chip, token);
   const show = () => onShow(token);
   chip.addEventListener("mouseenter", show);
   chip.addEventListener("focus", show);

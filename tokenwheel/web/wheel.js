@@ -146,7 +146,7 @@ export class Wheel {
     if (wedge.kind === "token") {
       const { token } = wedge;
       name = `${verb}${spokenToken(token.token_text)}, ${percent(token.probability)}`;
-      this.label(g, wedge, token.token_text, percent(token.probability));
+      this.label(g, wedge, token, percent(token.probability));
       g.dataset.tokenId = String(token.token_id);
     } else {
       const { other } = wedge;
@@ -164,13 +164,13 @@ export class Wheel {
   // Wide wedges get a level two-line label (token, probability); narrow ones a label
   // along the radius, as large as the wedge allows; the thinnest none (their accessible
   // name and tooltip still say it all).
-  label(g, wedge, tokenText, share) {
+  label(g, wedge, token, share) {
     const span = wedge.end - wedge.start;
     const mid = (wedge.start + wedge.end) / 2;
     const attrs = { class: "label", "aria-hidden": "true" };
     const write = (node, max) => {
-      if (tokenText === null) node.textContent = "Other";
-      else showToken(node, tokenText, { max, svg: true });
+      if (token === null) node.textContent = "Other";
+      else showToken(node, token, { max, svg: true });
     };
     if (span >= WIDE) {
       const [x, y] = span >= 1 - 1e-9 ? [0, 40] : point(mid, 56);
