@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import fields
 from datetime import UTC, datetime
 
+from tests.unit.test_domain import choice
 from tokenwheel.api import bodies
 from tokenwheel.api import schemas as s
 from tokenwheel.domain import session as d
@@ -22,11 +23,8 @@ T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def facts() -> TokenFacts:
-    return TokenFacts(
-        token_id=7,
-        token_text=" mat",
-        probability=0.2,
-        log_probability=-1.6,
+    """Every fact set, the optional ones included."""
+    return choice(
         category="other",
         sampled_from_other=True,
         selection="other",
