@@ -57,3 +57,20 @@ def test_the_table_prints_both_classrooms_and_their_ratios() -> None:
     assert "15.0x" in table and "3.0x" in table  # 60/4 and 12/4 steps/s
     assert "60.0x" in table  # paced p95 9000 / 150
     assert "2000 MB" in table
+
+
+def test_ratios_survive_a_naive_run_that_answered_no_later_wheel() -> None:
+    """A short run can end before the naive server answered any wheel after the first
+    (seen with 30 students for 20 s): the run must still report, not raise KeyError."""
+    slow = scenario(0.5, 20000.0)
+    del slow["requests"]["next-token-probs"]
+    report: dict[str, Any] = {
+        "in_process": {"steps": [{"context": 8, "naive_ms": 60.0, "ours_ms": 50.0}]},
+        "classroom": {
+            "naive": {"saturated": scenario(1.0, 30000.0), "paced": slow},
+            "fast": {"saturated": scenario(50.0, 500.0), "paced": scenario(10.0, 200.0)},
+        },
+    }
+    ratios = bench.ratios(report)
+    assert ratios["saturated"] == {"throughput": 50.0, "p95_next_token_probs": 60.0}
+    assert ratios["paced"] == {"throughput": 20.0, "p95_next_token_probs": None}

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .classroom import SCENARIOS, SHARED_PROMPT, ClassroomResult, classroom, memory_phase
-from .report import _chart, format_table
+from .report import _chart, format_table, ratios
 from .server import ROOT, Server, request
 from .steps import CONTEXTS, step_latencies
 
@@ -38,6 +38,7 @@ __all__ = [
     "Server",
     "classroom",
     "format_table",
+    "ratios",
     "memory_phase",
     "request",
     "run",
@@ -99,21 +100,7 @@ def run(
             "rss_mb": -1,
             "peak_rss_mb": -1,
         }
-    naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
-    report["ratios"] = {
-        "steps": [round(r["naive_ms"] / r["ours_ms"], 1) for r in report["in_process"]["steps"]],
-    }
-    for scenario in SCENARIOS:
-        if scenario in fast:
-            a, b = naive[scenario], fast[scenario]
-            report["ratios"][scenario] = {
-                "throughput": round(b["steps_per_s"] / max(a["steps_per_s"], 1e-9), 1),
-                "p95_next_token_probs": round(
-                    a["requests"]["next-token-probs"]["p95_ms"]
-                    / max(b["requests"]["next-token-probs"]["p95_ms"], 1e-9),
-                    1,
-                ),
-            }
+    report["ratios"] = ratios(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     _chart(report, out_dir / "latest.png")

@@ -8,6 +8,28 @@ from typing import Any
 from .classroom import SCENARIOS
 
 
+def ratios(report: dict[str, Any]) -> dict[str, Any]:
+    """Ours against naive: per context step, and per classroom scenario."""
+    naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
+    result: dict[str, Any] = {
+        "steps": [round(r["naive_ms"] / r["ours_ms"], 1) for r in report["in_process"]["steps"]],
+    }
+    for scenario in SCENARIOS:
+        if scenario in fast:
+            a, b = naive[scenario], fast[scenario]
+            # a short run can end before the naive server answered any later wheel
+            wheels = [r["requests"].get("next-token-probs") for r in (a, b)]
+            result[scenario] = {
+                "throughput": round(b["steps_per_s"] / max(a["steps_per_s"], 1e-9), 1),
+                "p95_next_token_probs": round(
+                    wheels[0]["p95_ms"] / max(wheels[1]["p95_ms"], 1e-9), 1
+                )
+                if all(wheels)
+                else None,
+            }
+    return result
+
+
 def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"model {report['model']}, {report['machine']['cpus']} cores",
