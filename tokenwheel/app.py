@@ -16,6 +16,7 @@ from .api import sessions as sessions_api
 from .api import teacher as teacher_api
 from .api.errors import TokenWheelApi, register_error_handlers
 from .api.headers import init_cors, init_security_headers
+from .api.json_reader import JsonProvider
 from .api.limits import init_limits
 from .api.requests import init_json_bodies, init_request_ids
 from .inference.catalog import spec_from_mapping
@@ -90,9 +91,8 @@ def create_app(
             }
         },
     )
-    # Keys stay sorted (Flask's default): every answer, a repeated one for an
-    # Idempotency-Key included, comes out byte for byte the same for the same result.
-    app.json.sort_keys = True  # type: ignore[attr-defined]
+    # one reader of JSON bodies for Flask and the schemas alike (api/json_reader.py)
+    app.json = JsonProvider(app)
 
     engine = make_engine(settings.database_url)
     store = SqlEventStore(engine)

@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import flask
 import flask_smorest
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 
+from .json_reader import JsonBodyError, read_json
 from .requests import BODY_METHODS
 from .schemas import ApiErrorSchema
 
@@ -30,6 +33,19 @@ MODEL_BUSY = (
 
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        """webargs' own hook for reading a body (it would call ``json.loads`` itself):
+        our reader instead, so every schema gets the same limits as ``get_json``."""
+        if not is_json_request(req):
+            return core.missing
+        data = req.get_data(cache=True)
+        if not data:
+            return core.missing  # no body: the schema decides whether one was needed
+        try:
+            return read_json(data)
+        except JsonBodyError as exc:
+            abort(400, exc=exc, messages={"json": [exc.message]})
 
 
 class Blueprint(flask_smorest.Blueprint):

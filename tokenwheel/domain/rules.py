@@ -26,6 +26,18 @@ MAX_OTHER_TOP_K = 100
 MAX_SEED = 2**63 - 1
 MAX_VERSION = 999_999_999  # an expected version, an If-Match tag (nine digits)
 
+# ---------------------------------------------------------------- request bodies
+
+# What a JSON body may hold before any field is looked at. Our bodies are flat objects;
+# 64 levels leave room for any client's wrapping while the reader stays far from
+# Python's recursion limit (about 1,000 levels: deeper bodies raised RecursionError).
+MAX_JSON_DEPTH = 64
+# The longest documented number is MAX_SEED (19 digits); one more digit still reaches
+# the field's range check, anything longer is refused by the reader (Python refuses to
+# convert integers of more than 4,300 digits, and converting long ones costs quadratic
+# time).
+MAX_JSON_INTEGER_DIGITS = 20
+
 # ---------------------------------------------------------------- sessions and classes
 
 # A class code is typed by students and put in URLs and file names: keep it short and plain.

@@ -1,0 +1,129 @@
+"""JSON bodies are read in one place, and whatever cannot be read is a 400 JSON error
+that stores nothing and never reaches the model: nesting past the documented depth,
+integers longer than any documented number, NaN and infinities, text that is not
+Unicode (a lone surrogate), bytes that are not UTF-8. On the fake model; the hostile
+suite (tests/hostile) sends the same against a real server."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from tests.api.conftest import Student, make_app
+from tests.api.test_errors import assert_error, event_count
+from tests.api.test_protection import CountingModels
+from tokenwheel.domain import rules
+from tokenwheel.settings import Settings
+
+JSON = "application/json"
+
+
+@pytest.fixture
+def counted(settings: Settings) -> tuple[Flask, CountingModels, Student]:
+    models = CountingModels()
+    app = make_app(settings, models)  # type: ignore[arg-type]
+    student = Student(app.test_client())
+    student.prompt("The cat")
+    return app, models, student
+
+
+def nested(depth: int, leaf: str = "1") -> str:
+    return "[" * depth + leaf + "]" * depth
+
+
+def nested_objects(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+DIGITS = "9" * 5000
+# (path after the session url, raw body): each must be 400 before any model work
+UNREADABLE: list[tuple[str, str | bytes]] = [
+    ("append-token", nested(3000)),
+    ("append-token", nested(rules.MAX_JSON_DEPTH + 1)),
+    ("append-token", '{"token_id": ' + nested_objects(3000) + "}"),
+    ("set-prompt", '{"prompt": "x", "extra": ' + nested(30_000, '"deep"') + "}"),
+    ("spin", f'{{"seed": {DIGITS}}}'),
+    ("append-token", f'{{"token_id": {DIGITS}}}'),
+    ("append-token", f'{{"token_id": -{DIGITS}}}'),
+    ("undo", f'{{"expected_version": {DIGITS}}}'),
+    ("append-token", '{"token_id": 1' + "0" * rules.MAX_JSON_INTEGER_DIGITS + "}"),
+    ("append-token", '{"token_id": 3, "threshold": NaN}'),
+    ("append-token", '{"token_id": 3, "temperature": Infinity}'),
+    ("append-token", '{"token_id": 3, "temperature": -Infinity}'),
+    ("append-token", '{"token_id": 3, "temperature": 1e999}'),
+    ("set-prompt", '{"prompt": "a\\ud800b"}'),
+    ("set-prompt", '{"prompt": "\\udc00"}'),
+    ("set-prompt", '{"prompt": "The cat", "\\ud800": 1}'),
+    ("set-prompt", '{"prompt": ["a", {"b": "\\udfff"}]}'),
+    ("append-token", '{"token_text": "\\ud83d"}'),
+    ("set-prompt", b'{"prompt": "caf\xe9"}'),  # Latin-1, not UTF-8
+    ("set-prompt", b'{"prompt": "\xed\xa0\x80"}'),  # a surrogate encoded in UTF-8
+    ("set-prompt", b'\xef\xbb\xbf{"prompt": "bom"}'),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), UNREADABLE, ids=lambda v: repr(v)[:40])
+def test_an_unreadable_body_is_400_json_and_reaches_nothing(
+    counted: tuple[Flask, CountingModels, Student], path: str, body: str | bytes
+) -> None:
+    app, models, student = counted
+    before, encoded = event_count(app), models.encoded
+    r = student.client.post(f"{student.url}/{path}", data=body, content_type=JSON)
+    error = assert_error(r, 400)
+    assert "json" in error.get("errors", {}), error
+    assert event_count(app) == before and models.encoded == encoded
+
+
+def test_create_session_reads_its_body_the_same_way(fake_app: Flask) -> None:
+    client = fake_app.test_client()
+    for body in (nested(3000), f'{{"seed": {DIGITS}}}', '{"class_code": "\\ud800"}'):
+        assert_error(client.post("/api/sessions", data=body, content_type=JSON), 400)
+    assert event_count(fake_app) == 0
+
+
+def test_the_limits_are_the_documented_ones(
+    counted: tuple[Flask, CountingModels, Student],
+) -> None:
+    """Nesting up to the limit and integers up to the limit's digits are read (and then
+    judged by the schema); one more is refused by the reader, with the limit named."""
+    _, _, student = counted
+    url = f"{student.url}/append-token"
+    at_limit = '{"token_id": 3, "x": ' + nested(rules.MAX_JSON_DEPTH - 1) + "}"
+    r = student.client.post(url, data=at_limit, content_type=JSON)
+    assert assert_error(r, 400)["errors"] == {"x": ["Unknown field."]}
+    too_deep = '{"token_id": 3, "x": ' + nested(rules.MAX_JSON_DEPTH) + "}"
+    r = student.client.post(url, data=too_deep, content_type=JSON)
+    assert str(rules.MAX_JSON_DEPTH) in assert_error(r, 400)["message"]
+    longest = "9" * rules.MAX_JSON_INTEGER_DIGITS
+    r = student.client.post(url, data=f'{{"token_id": {longest}}}', content_type=JSON)
+    assert "json" not in assert_error(r, 400).get("errors", {})  # out of the vocabulary
+    r = student.client.post(url, data=f'{{"token_id": {longest}9}}', content_type=JSON)
+    assert str(rules.MAX_JSON_INTEGER_DIGITS) in assert_error(r, 400)["message"]
+    # strings that merely look like the refused things are fine
+    for text in ("[[[[", "NaN", "\\ud800 as text", "9" * 100):
+        appended = student.client.post(
+            f"{student.url}/set-prompt", json={"prompt": f"The cat {text}"}
+        )
+        assert appended.status_code == 200, appended.json
+
+
+def test_a_valid_surrogate_pair_is_one_character(
+    counted: tuple[Flask, CountingModels, Student],
+) -> None:
+    _, _, student = counted
+    r = student.client.post(
+        f"{student.url}/set-prompt", data='{"prompt": "The cat \\ud83d\\ude00"}', content_type=JSON
+    )
+    assert r.status_code == 200 and r.json["current_text"] == "The cat \U0001f600"
+
+
+def test_flask_reads_json_with_the_same_reader(fake_app: Flask) -> None:
+    """request.get_json (the Idempotency-Key's request hash reads the body with it) goes
+    through the same reader as the schemas: no path around the limits."""
+    from flask import request
+
+    for body in (nested(3000), f"[{DIGITS}]", '"\\ud800"', "NaN"):
+        with fake_app.test_request_context("/", method="POST", data=body, content_type=JSON):
+            assert request.get_json(silent=True) is None
+    with fake_app.test_request_context("/", method="POST", data="[1, 2.5]", content_type=JSON):
+        assert request.get_json() == [1, 2.5]
