@@ -54,6 +54,7 @@ STATUSES = (ACTIVE, EXPIRED, DELETED)
 
 # ---------------------------------------------------------------- teachers' lists and files
 
+MAX_PAGE = 1_000_000  # 200 million sessions at the largest page size
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 EXPORT_FORMATS = ("csv", "json")
@@ -127,8 +128,10 @@ def check_append_form(token_id: int | None, token_text: str | None, category: st
 
 
 def check_page(page: int, page_size: int) -> None:
-    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidCommand(f"page must be >= 1 and page_size from 1 to {MAX_PAGE_SIZE}.")
+    if not 1 <= page <= MAX_PAGE or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidCommand(
+            f"page must be from 1 to {MAX_PAGE} and page_size from 1 to {MAX_PAGE_SIZE}."
+        )
 
 
 def check_status(status: str | None) -> None:
