@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 
 from .errors import InvalidCommand
 
@@ -100,13 +101,28 @@ def check_class_code(class_code: str | None) -> None:
         raise InvalidCommand(f"class_code must be {CLASS_CODE_RULE}.")
 
 
+# Characters that show nothing by themselves: spaces (Zs), control characters (Cc) and
+# format characters (Cf: zero-width space and joiners, the byte order mark, the word
+# joiner, direction marks, the soft hyphen). A prompt of only these looks empty.
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Cc", "Cf"})
+
+
+def is_blank(text: str) -> bool:
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
+
+
 def check_prompt(prompt: object, max_chars: int | None = None) -> str:
-    """A prompt is a string with something in it besides whitespace, at most
-    ``max_chars`` characters; returned as it is (kept verbatim)."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidCommand("Prompt must be a non-empty string.")
+    """A prompt is a string with something visible in it, at most ``max_chars``
+    characters; returned as it is (kept verbatim)."""
+    if not isinstance(prompt, str):
+        raise InvalidCommand("Prompt must be a string.")
     if max_chars is not None and len(prompt) > max_chars:
         raise InvalidCommand(f"Prompt is {len(prompt)} characters long; the limit is {max_chars}.")
+    if is_blank(prompt):
+        raise InvalidCommand(
+            "Prompt is blank: it needs a visible character (spaces, line breaks and "
+            "invisible characters such as zero-width spaces do not count)."
+        )
     return prompt
 
 
