@@ -18,7 +18,7 @@ from .api.errors import TokenWheelApi, register_error_handlers
 from .api.headers import init_cors, init_security_headers
 from .api.json_reader import JsonProvider
 from .api.limits import init_limits
-from .api.requests import init_json_bodies, init_request_ids
+from .api.requests import init_body_reading, init_json_bodies, init_request_ids
 from .inference.catalog import spec_from_mapping
 from .inference.types import InferenceOptions
 from .redaction import install_redaction
@@ -131,6 +131,7 @@ def create_app(
     _serve_pages(app)
     app.extensions["tokenwheel.limiter"] = init_limits(app, settings)
     init_json_bodies(app)
+    init_body_reading(app, settings.max_body_bytes)
     init_security_headers(app)
     init_cors(app, settings)
     if settings.trusted_proxies:

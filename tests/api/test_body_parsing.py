@@ -6,8 +6,12 @@ suite (tests/hostile) sends the same against a real server."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from flask import Flask
+from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkSize, NoMoreData
+from werkzeug.exceptions import ClientDisconnected
 
 from tests.api.conftest import Student, make_app
 from tests.api.test_errors import assert_error, event_count
@@ -127,3 +131,87 @@ def test_flask_reads_json_with_the_same_reader(fake_app: Flask) -> None:
             assert request.get_json(silent=True) is None
     with fake_app.test_request_context("/", method="POST", data="[1, 2.5]", content_type=JSON):
         assert request.get_json() == [1, 2.5]
+
+
+# ---------------------------------------------------------------- reading the body
+
+
+class FailingStream(io.BytesIO):
+    """A WSGI input that fails part way, as gunicorn's does on a malformed chunked body
+    (InvalidChunkSize, ChunkMissingTerminator, NoMoreData) or a dropped connection."""
+
+    def __init__(self, head: bytes, error: Exception) -> None:
+        super().__init__(head)
+        self.error = error
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if data:
+            return data
+        raise self.error
+
+
+CHUNKED = {"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidChunkSize(b"zz"),
+        ChunkMissingTerminator(b"xx"),
+        NoMoreData(b""),
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError("timed out"),
+        ClientDisconnected(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "with-length"])
+def test_a_body_the_server_cannot_read_is_400_and_stores_nothing(
+    counted: tuple[Flask, CountingModels, Student], error: Exception, chunked: bool
+) -> None:
+    app, models, student = counted
+    before, encoded = event_count(app), models.encoded
+    body = b'{"prompt": "The cat sat"}'
+    r = student.client.post(
+        f"{student.url}/set-prompt",
+        input_stream=FailingStream(body[:10], error),
+        content_type=JSON,
+        environ_overrides=CHUNKED if chunked else {"CONTENT_LENGTH": str(len(body))},
+    )
+    message = assert_error(r, 400)["message"]
+    assert "could not be read" in message
+    assert event_count(app) == before and models.encoded == encoded
+
+
+@pytest.mark.parametrize("path", ["set-prompt", "append-token", "undo", ""])
+def test_a_body_shorter_than_its_content_length_is_400_and_stores_nothing(
+    counted: tuple[Flask, CountingModels, Student], path: str
+) -> None:
+    """``{"prompt":"lie"}`` with ``Content-Length: 66``, then the client closes its side:
+    the server had read 16 bytes of valid JSON and stored the event."""
+    app, _, student = counted
+    before = event_count(app)
+    body = {"set-prompt": b'{"prompt":"lie"}', "append-token": b'{"token_id":4}'}.get(path, b"{}")
+    r = student.client.open(
+        f"{student.url}/{path}".rstrip("/"),
+        method="DELETE" if path == "" else "POST",
+        input_stream=io.BytesIO(body),
+        content_type=JSON,
+        environ_overrides={"CONTENT_LENGTH": "66"},
+    )
+    assert f"{len(body)} of the 66 bytes" in assert_error(r, 400)["message"]
+    assert event_count(app) == before
+
+
+def test_a_chunked_body_reaches_the_view_whole(
+    counted: tuple[Flask, CountingModels, Student],
+) -> None:
+    _, _, student = counted
+    r = student.client.post(
+        f"{student.url}/set-prompt",
+        input_stream=io.BytesIO(b'{"prompt": "The cat sat"}'),
+        content_type=JSON,
+        environ_overrides=CHUNKED,
+    )
+    assert r.status_code == 200 and r.json["current_text"] == "The cat sat"

@@ -38,6 +38,9 @@ MAX_JSON_DEPTH = 64
 # convert integers of more than 4,300 digits, and converting long ones costs quadratic
 # time).
 MAX_JSON_INTEGER_DIGITS = 20
+# A body must arrive within this many seconds once its request line and headers have:
+# a client that announces a body and then stalls holds a server thread while it waits.
+BODY_READ_TIMEOUT = 10.0
 
 # ---------------------------------------------------------------- sessions and classes
 
