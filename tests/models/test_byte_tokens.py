@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,9 @@ def test_every_byte_token_works_on_postgresql(
         token = listed[token_id]
         assert token["token_text"] == model.token_text(token_id)
         assert token["display_text"] and token["probability"] > 0
+        # nothing invisible: a control character shows as its bytes, like a partial one
+        assert not any(unicodedata.category(ch) == "Cc" for ch in token["display_text"])
+    assert listed[nul]["display_text"] == "⟨00⟩"
 
     # spun: a seeded spin whose draw lands in the Other wedge (threshold 1) on the NUL byte
     seed = seed_landing_on(wheel, nul, version=student.state()["version"])
