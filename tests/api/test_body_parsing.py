@@ -215,3 +215,16 @@ def test_a_chunked_body_reaches_the_view_whole(
         environ_overrides=CHUNKED,
     )
     assert r.status_code == 200 and r.json["current_text"] == "The cat sat"
+
+
+@pytest.mark.parametrize("coding", ["gzip, chunked", "deflate,chunked", "chunked, chunked"])
+def test_a_transfer_coding_other_than_chunked_is_400(fake_app: Flask, coding: str) -> None:
+    """gunicorn passes "gzip, chunked" on still compressed; an empty one made a session."""
+    r = fake_app.test_client().post(
+        "/api/sessions",
+        input_stream=io.BytesIO(b""),
+        content_type=JSON,
+        environ_overrides={"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": coding},
+    )
+    assert "Transfer-Encoding" in assert_error(r, 400)["message"]
+    assert event_count(fake_app) == 0

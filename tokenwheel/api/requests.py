@@ -62,7 +62,19 @@ class BodyReader:
         return self.app(environ, start_response)  # type: ignore[no-any-return]
 
     def _read(self, environ: dict[str, Any]) -> tuple[int, str] | None:
-        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        codings = [
+            coding.strip().lower()
+            for coding in environ.get("HTTP_TRANSFER_ENCODING", "").split(",")
+            if coding.strip()
+        ]
+        if codings not in ([], ["chunked"]):
+            # gunicorn passes "gzip, chunked" on still compressed: we would read gzip
+            # bytes as the body (an empty one as no body at all)
+            return 400, (
+                f"Transfer-Encoding {', '.join(codings)[:60]!r} is not supported: send the "
+                "body as it is, or chunked."
+            )
+        chunked = codings == ["chunked"]
         declared = environ.get("CONTENT_LENGTH", "").strip()
         if chunked:
             length = None  # a Content-Length beside chunked means nothing (RFC 9112)
