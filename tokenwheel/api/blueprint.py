@@ -59,14 +59,26 @@ class Blueprint(flask_smorest.Blueprint):
         self.model_backed = model_backed
 
     def route(
-        self, rule: str, *, parameters: Any = None, needs_model: bool = True, **options: Any
+        self,
+        rule: str,
+        *,
+        parameters: Any = None,
+        needs_model: bool = True,
+        links: dict[int, dict[str, Any]] | None = None,
+        **options: Any,
     ) -> Callable[..., Any]:
         """``needs_model=False`` marks a route of a model-backed blueprint that never
-        asks the model (no 503 is documented for it)."""
+        asks the model (no 503 is documented for it). Every operation's id is
+        ``<blueprint>_<view function>``; ``links`` are OpenAPI links by status code
+        (api/links.py)."""
         register = super().route(rule, parameters=parameters, **options)
         takes_body = bool(BODY_METHODS & set(options.get("methods", ())))
 
         def decorator(func: Callable[..., Any]) -> Any:
+            func = self.doc(operationId=f"{self.name}_{func.__name__}")(func)
+            if links:
+                responses = {status: {"links": value} for status, value in links.items()}
+                func = self.doc(responses=responses)(func)
             responses = getattr(func, "_apidoc", {}).get("response", {}).get("responses", {})
             implied = {
                 429: self.rate_limited and TOO_MANY_REQUESTS,
