@@ -32,6 +32,7 @@ from tokenwheel.inference.tokens import _byte_decoder
 from tokenwheel.settings import Settings
 from tokenwheel.store.database import make_engine
 from tokenwheel.store.sql import SqlEventStore
+from tokenwheel.store.text import decode_text, encode_text
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # SmolLM2's byte-level vocabulary lacks 21 of the 256 single bytes (0xC0, 0xC1 and
@@ -162,3 +163,22 @@ def test_every_byte_token_works_on_postgresql(
     assert export_readers.events_from_json(as_json) == stored
     timeline = client.get(f"/api/teacher/sessions/{student.id}", headers=AUTH).json["timeline"]
     assert timeline[2]["payload"]["token_text"] == "\x00"
+
+
+@pytest.mark.parametrize("model_id", [BUNDLED, GEMMA])
+def test_every_token_of_the_vocabulary_can_be_stored_and_shown(
+    registry: ModelRegistry, gemma: str, model_id: str
+) -> None:
+    """Beyond the byte tokens: every token's text is valid UTF-8, survives the store's
+    text encoding, and shows no invisible control character."""
+    model = registry.get(model_id)
+    with_nul = []
+    for token_id in range(model.vocabulary_size):
+        text = model.token_text(token_id)
+        text.encode("utf-8")  # no lone surrogate
+        assert decode_text(encode_text(text)) == text
+        if "\x00" in text:
+            with_nul.append(token_id)
+        shown = model.token_info(token_id).display_text
+        assert not any(unicodedata.category(ch) == "Cc" for ch in shown), (token_id, shown)
+    assert with_nul == [byte_tokens(model)[0]]  # the NUL byte is the only one
