@@ -16,8 +16,9 @@ from .api import sessions as sessions_api
 from .api import teacher as teacher_api
 from .api.errors import TokenWheelApi, register_error_handlers
 from .api.headers import init_cors, init_security_headers
+from .api.json_reader import JsonProvider
 from .api.limits import init_limits
-from .api.requests import init_json_bodies, init_request_ids
+from .api.requests import init_body_reading, init_json_bodies, init_request_ids
 from .inference.catalog import spec_from_mapping
 from .inference.types import InferenceOptions
 from .redaction import install_redaction
@@ -90,9 +91,8 @@ def create_app(
             }
         },
     )
-    # Keys stay sorted (Flask's default): every answer, a repeated one for an
-    # Idempotency-Key included, comes out byte for byte the same for the same result.
-    app.json.sort_keys = True  # type: ignore[attr-defined]
+    # one reader of JSON bodies for Flask and the schemas alike (api/json_reader.py)
+    app.json = JsonProvider(app)
 
     engine = make_engine(settings.database_url)
     store = SqlEventStore(engine)
@@ -131,6 +131,7 @@ def create_app(
     _serve_pages(app)
     app.extensions["tokenwheel.limiter"] = init_limits(app, settings)
     init_json_bodies(app)
+    init_body_reading(app, settings.max_body_bytes)
     init_security_headers(app)
     init_cors(app, settings)
     if settings.trusted_proxies:

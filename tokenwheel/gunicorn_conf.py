@@ -1,11 +1,13 @@
 """gunicorn settings for running ``wsgi:app`` directly:
 ``gunicorn -c python:tokenwheel.gunicorn_conf wsgi:app`` (``tokenwheel serve`` sets the
 same ones, from here, with its own bind, workers and threads). Threads, not forked model
-copies, and no session id in any log line."""
+copies, JSON (with the app's security headers) even where gunicorn answers before the
+app, and no session id in any log line."""
 
 from tokenwheel.redaction import redacting_gunicorn_logger
 
-worker_class = "gthread"
+# gthread, answering the requests gunicorn refuses itself in JSON (not HTML pages)
+worker_class = "tokenwheel.gunicorn_worker.JsonErrorThreadWorker"
 threads = 16
 workers = 1
 timeout = 300

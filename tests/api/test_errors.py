@@ -163,6 +163,21 @@ def test_bad_prompts_are_400(fake_app: Flask, prompted: Student, prompt: Any) ->
     assert event_count(fake_app) == before
 
 
+def test_a_prompt_of_invisible_characters_is_blank_before_the_model(settings: Any) -> None:
+    """A prompt of zero-width characters looks empty on the page; the tokenizer would
+    have made tokens of it."""
+    from tests.api.conftest import make_app
+    from tests.api.test_protection import CountingModels
+
+    models = CountingModels()
+    app = make_app(settings, models)  # type: ignore[arg-type]
+    s = Student(app.test_client())
+    for prompt in ("\u200b\u200c\u200d", "\ufeff", " \u2060\u00a0 ", "\x00"):
+        r = s.client.post(f"{s.url}/set-prompt", json={"prompt": prompt})
+        assert "blank" in assert_error(r, 400)["message"]
+    assert models.encoded == 0 and event_count(app) == 1
+
+
 def test_too_long_prompt_is_400_before_the_model(app: Flask, client: FlaskClient) -> None:
     s = Student(client)
     before = event_count(app)

@@ -372,3 +372,74 @@ def test_purged_sessions_leave_no_rows_or_listing(store) -> None:  # type: ignor
     store.purge(T0 + timedelta(hours=2))
     assert list(store.event_rows(EventFilter())) == []
     assert store.list_sessions(SessionQuery(idle_before=T0)).total == 0
+
+
+# Text PostgreSQL cannot hold (U+0000 in JSONB or a text column), text that starts with
+# the store's marker (U+FDD0), and plain text around them: every store gives back what
+# it was given.
+AWKWARD_TEXTS = [
+    "\x00",
+    "a\x00b",
+    "\x00\x00 \\u0000",
+    "\ufdd0",
+    '\ufdd0"a"',
+    "\ufdd0\x00",
+    "x\ufdd0",
+    "\\u0000",
+    "\U0001f600\x01\x1f\x7f",
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD_TEXTS, ids=repr)
+def test_any_text_round_trips_through_every_store(store, text: str) -> None:  # type: ignore[no-untyped-def]
+    events = d.create_session(sid(1), "m", T0, class_code="c1")
+    events += d.set_prompt(d.replay(events), f"The {text} cat", (1, 0, 2), T0)  # type: ignore[arg-type]
+    state = d.replay(events)
+    assert state is not None
+    store.append(events, 0, d.summarize(state))
+    token = replace(choice(0), token_text=text)
+    state = append(store, state, d.append_token(state, token, T0 + timedelta(seconds=1), 9))
+    record = IdempotencyRecord(
+        session_id=sid(1),
+        idempotency_key="k1",
+        method_path="POST /x",
+        request_hash="h",
+        result_session_id=sid(1),
+        result_version=3,
+        receipt={"wedge": text, "draw": 0.5},
+        created_at=T0,
+    )
+    state = append(store, state, d.undo(state, T0 + timedelta(seconds=2)))
+    store.drop_idempotency(sid(1), "k1")
+    loaded = store.load(sid(1))
+    assert d.replay(loaded) == state
+    assert loaded[1].prompt == f"The {text} cat"  # type: ignore[attr-defined]
+    assert loaded[2].token_text == text  # type: ignore[attr-defined]
+    exported = [row.event for row in store.event_rows(EventFilter(session_id=sid(1)))]
+    assert exported == loaded
+    after = d.apply(state, d.append_token(state, token, T0 + timedelta(seconds=3), 9)[0])
+    store.append(
+        d.append_token(state, token, T0 + timedelta(seconds=3), 9),
+        state.version,
+        d.summarize(after),
+        replace(record, result_version=after.version),
+    )
+    stored = store.get_idempotency(sid(1), "k1")
+    assert stored is not None and stored.receipt == {"wedge": text, "draw": 0.5}
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\x00", "\ufdd0m"], ids=repr)
+def test_lookups_with_awkward_text_find_nothing_and_never_fail(store, text: str) -> None:  # type: ignore[no-untyped-def]
+    new_session(store)
+    now = T0 + timedelta(seconds=5)
+    for query in (
+        SessionQuery(idle_before=now, model_name=text),
+        SessionQuery(idle_before=now, class_code=text),
+    ):
+        page = store.list_sessions(query)
+        assert page.records == [] and page.total == 0
+    assert store.get_record(text) is None
+    assert store.load(text) == []
+    assert store.get_idempotency(text, text) is None
+    assert list(store.event_rows(EventFilter(session_id=text))) == []
+    assert list(store.event_rows(EventFilter(class_code=text))) == []

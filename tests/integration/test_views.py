@@ -161,3 +161,20 @@ def test_purged_sessions_leave_the_views(engine: sa.Engine) -> None:
     assert store.purge(T0 + timedelta(hours=1)) == 2
     assert rows(engine, "SELECT * FROM token_events") == []
     assert rows(engine, "SELECT * FROM session_summaries") == []
+
+
+def test_text_with_nul_reads_the_same_in_the_views_of_both_databases(engine: sa.Engine) -> None:
+    """PostgreSQL cannot hold U+0000, so the store writes such text (and text starting
+    with the marker U+FDD0) as the marker plus its JSON text, on both databases: the
+    views show that form, and docs/events.md says how to read it."""
+    from dataclasses import replace
+
+    from tokenwheel.store.text import MARKER, decode_text
+
+    nul = replace(A, token_id=190, token_text="\x00")
+    store_streams(engine, build(1, "The\x00cat", nul, B))
+    tokens = rows(engine, "SELECT token_text FROM token_events ORDER BY event_id")
+    assert [r["token_text"] for r in tokens] == [MARKER + '"\\u0000"', B.token_text]
+    (summary,) = rows(engine, "SELECT prompt FROM session_summaries")
+    assert summary["prompt"] == MARKER + '"The\\u0000cat"'
+    assert decode_text(str(summary["prompt"])) == "The\x00cat"

@@ -75,10 +75,28 @@ def test_set_prompt_records_verbatim_prompt_and_ids(prompted: d.SessionState) ->
     assert prompted.token_ids == (1, 3)
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "\n\t", None, 5])
+INVISIBLE = [
+    "\u200b",  # zero-width space
+    "\u200c\u200d",  # zero-width non-joiner, joiner
+    "\ufeff",  # byte order mark
+    "\u2060 \u00a0\u3000",  # word joiner, no-break space, ideographic space
+    "\u00ad\u200e\u202e",  # soft hyphen, direction marks
+    "\x00\x7f\x85",  # control characters
+    "\u2028\u2029",  # line and paragraph separators
+]
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\n\t", None, 5, *INVISIBLE])
 def test_set_prompt_refuses_blank_or_non_string(created: d.SessionState, bad: object) -> None:
     with pytest.raises(InvalidCommand):
         d.set_prompt(created, bad, (1,), T0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fine", ["a\u200b", "\u200bx", "a\x00b", ".", "\u3164x", "\U0001f600"])
+def test_a_prompt_with_one_visible_character_is_not_blank(
+    created: d.SessionState, fine: str
+) -> None:
+    assert d.set_prompt(created, fine, (1,), T0)[0].prompt == fine
 
 
 def test_set_prompt_refuses_zero_tokens(created: d.SessionState) -> None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import flask
 import flask_smorest
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 
+from .json_reader import JsonBodyError, read_json
 from .requests import BODY_METHODS
 from .schemas import ApiErrorSchema
 
@@ -31,6 +34,19 @@ MODEL_BUSY = (
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        """webargs' own hook for reading a body (it would call ``json.loads`` itself):
+        our reader instead, so every schema gets the same limits as ``get_json``."""
+        if not is_json_request(req):
+            return core.missing
+        data = req.get_data(cache=True)
+        if not data:
+            return core.missing  # no body: the schema decides whether one was needed
+        try:
+            return read_json(data)
+        except JsonBodyError as exc:
+            abort(400, exc=exc, messages={"json": [exc.message]})
+
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
@@ -43,14 +59,26 @@ class Blueprint(flask_smorest.Blueprint):
         self.model_backed = model_backed
 
     def route(
-        self, rule: str, *, parameters: Any = None, needs_model: bool = True, **options: Any
+        self,
+        rule: str,
+        *,
+        parameters: Any = None,
+        needs_model: bool = True,
+        links: dict[int, dict[str, Any]] | None = None,
+        **options: Any,
     ) -> Callable[..., Any]:
         """``needs_model=False`` marks a route of a model-backed blueprint that never
-        asks the model (no 503 is documented for it)."""
+        asks the model (no 503 is documented for it). Every operation's id is
+        ``<blueprint>_<view function>``; ``links`` are OpenAPI links by status code
+        (api/links.py)."""
         register = super().route(rule, parameters=parameters, **options)
         takes_body = bool(BODY_METHODS & set(options.get("methods", ())))
 
         def decorator(func: Callable[..., Any]) -> Any:
+            func = self.doc(operationId=f"{self.name}_{func.__name__}")(func)
+            if links:
+                responses = {status: {"links": value} for status, value in links.items()}
+                func = self.doc(responses=responses)(func)
             responses = getattr(func, "_apidoc", {}).get("response", {}).get("responses", {})
             implied = {
                 429: self.rate_limited and TOO_MANY_REQUESTS,

@@ -60,9 +60,13 @@ SHORT_NAMES = {
     404: "Not found",
     405: "Method not allowed",
     413: "Request too large",
+    414: "URI too long",
     415: "Unsupported media type",
+    417: "Expectation failed",
     429: "Too many requests",
+    431: "Headers too large",
     500: "Internal error",
+    501: "Not implemented",
 }
 
 

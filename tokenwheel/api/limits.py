@@ -19,7 +19,6 @@ from flask_limiter.util import get_remote_address
 from tokenwheel.settings import Settings
 
 from .errors import SHORT_NAMES
-from .requests import BODY_METHODS
 
 # Load balancers poll these; CORS preflights carry no work. Neither counts.
 UNLIMITED_ENDPOINTS = frozenset({"health.health", "health.ready"})
@@ -32,21 +31,10 @@ LOW_THRESHOLD = 0.001
 
 
 def init_limits(app: Flask, settings: Settings) -> Limiter:
-    """Set the body-size limit and install the rate limiter. Call after the blueprints
+    """Set the body-size limit (werkzeug's, behind :class:`.requests.BodyReader`, which
+    answers 413 first) and install the rate limiter. Call after the blueprints
     are registered: the sessions-per-hour limit wraps the create-session view."""
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-
-    @app.before_request
-    def _streamed_body_too_large() -> None:
-        """A body sent without Content-Length (chunked) is read up to the limit by
-        werkzeug, which then stops without a word: the JSON would be cut and answer 400.
-        Read it here, and if anything lies past the limit, answer 413 as for a body that
-        announced its size."""
-        if request.content_length is not None or request.method not in BODY_METHODS:
-            return
-        data = request.get_data(cache=True)  # at most MAX_CONTENT_LENGTH bytes
-        if len(data) >= settings.max_body_bytes:
-            request.stream.read(1)  # past the limit: werkzeug raises 413 here
 
     limiter = Limiter(
         get_remote_address,

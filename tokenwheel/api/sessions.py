@@ -19,6 +19,7 @@ from .bodies import (
     undo_body,
 )
 from .concurrency import ETAG_HEADER, client_scope, expected_version, idempotency, versioned
+from .links import session_links
 from .services import student_sessions as service
 
 blp = Blueprint(
@@ -35,9 +36,10 @@ CONFLICT = {
     "(If-Match or expected_version); the body's `version` is the current one."
 }
 KEY_REUSED = {"description": "The Idempotency-Key was used before with a different request."}
+LINKS = {200: session_links()}
 
 
-@blp.route("", methods=["POST"])
+@blp.route("", methods=["POST"], links={201: session_links(with_class=True)})
 @blp.arguments(s.CreateSessionSchema, required=False)
 @blp.arguments(s.IdempotencyHeadersSchema, location="headers")
 @blp.response(201, s.SessionCreatedSchema, headers=ETAG_HEADER)
@@ -72,7 +74,7 @@ def create_session(body: dict[str, Any], headers: dict[str, Any]) -> Any:
     return versioned(created_body(result), result.repeated)
 
 
-@blp.route("/<session_id>", methods=["GET"])
+@blp.route("/<session_id>", methods=["GET"], links=LINKS)
 @blp.response(200, s.SessionStateSchema, headers=ETAG_HEADER)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 def get_session(session_id: str) -> Any:
@@ -84,7 +86,7 @@ def get_session(session_id: str) -> Any:
     return versioned(session_body(service().get_session(session_id)))
 
 
-@blp.route("/<session_id>/statistics", methods=["GET"], needs_model=False)
+@blp.route("/<session_id>/statistics", methods=["GET"], needs_model=False, links=LINKS)
 @blp.response(200, s.SessionStatisticsSchema, headers=ETAG_HEADER)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 def statistics(session_id: str) -> Any:
@@ -98,7 +100,7 @@ def statistics(session_id: str) -> Any:
     return versioned(statistics_body(service().statistics(session_id)))
 
 
-@blp.route("/<session_id>", methods=["DELETE"], needs_model=False)
+@blp.route("/<session_id>", methods=["DELETE"], needs_model=False, links=LINKS)
 @blp.arguments(s.DeleteHeadersSchema, location="headers")
 @blp.response(200, s.DeleteResponseSchema, headers=ETAG_HEADER)
 @blp.alt_response(400, schema=s.ApiErrorSchema, description="A malformed If-Match header.")
@@ -121,7 +123,7 @@ def delete_session(headers: dict[str, Any], session_id: str) -> Any:
     )
 
 
-@blp.route("/<session_id>/set-prompt", methods=["POST"])
+@blp.route("/<session_id>/set-prompt", methods=["POST"], links=LINKS)
 @blp.arguments(s.SetPromptSchema)
 @blp.arguments(s.MutationHeadersSchema, location="headers")
 @blp.response(200, s.SetPromptResponseSchema, headers=ETAG_HEADER)
@@ -145,7 +147,7 @@ def set_prompt(body: dict[str, Any], headers: dict[str, Any], session_id: str) -
     return versioned(set_prompt_body(result), result.repeated)
 
 
-@blp.route("/<session_id>/next-token-probs", methods=["GET"])
+@blp.route("/<session_id>/next-token-probs", methods=["GET"], links=LINKS)
 @blp.arguments(s.NextTokenQuerySchema, location="query")
 @blp.response(200, s.NextTokenProbsSchema, headers=ETAG_HEADER)
 @blp.alt_response(400, schema=s.ApiErrorSchema, description="No prompt yet, or bad parameters.")
@@ -163,7 +165,7 @@ def next_token_probs(query: dict[str, Any], session_id: str) -> Any:
     return versioned(distribution_body(result))
 
 
-@blp.route("/<session_id>/append-token", methods=["POST"])
+@blp.route("/<session_id>/append-token", methods=["POST"], links=LINKS)
 @blp.arguments(s.AppendTokenSchema)
 @blp.arguments(s.MutationHeadersSchema, location="headers")
 @blp.response(200, s.AppendTokenResponseSchema, headers=ETAG_HEADER)
@@ -196,7 +198,7 @@ def append_token(body: dict[str, Any], headers: dict[str, Any], session_id: str)
     return versioned(append_body(result), result.repeated)
 
 
-@blp.route("/<session_id>/spin", methods=["POST"])
+@blp.route("/<session_id>/spin", methods=["POST"], links=LINKS)
 @blp.arguments(s.SpinSchema, required=False)
 @blp.arguments(s.MutationHeadersSchema, location="headers")
 @blp.response(200, s.SpinResponseSchema, headers=ETAG_HEADER)
@@ -230,7 +232,7 @@ def spin(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
     return versioned(spin_body(result), result.repeated)
 
 
-@blp.route("/<session_id>/undo", methods=["POST"])
+@blp.route("/<session_id>/undo", methods=["POST"], links=LINKS)
 @blp.arguments(s.UndoSchema, required=False)
 @blp.arguments(s.MutationHeadersSchema, location="headers")
 @blp.response(200, s.UndoResponseSchema, headers=ETAG_HEADER)

@@ -74,7 +74,11 @@ class SessionListQuerySchema(Schema):
         metadata={"description": "Created at or after (ISO 8601; UTC if naive)."}
     )
     created_before = _aware(metadata={"description": "Created before (ISO 8601; UTC if naive)."})
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=rules.MAX_PAGE),
+        metadata={"description": "From 1; pages past the last matching session are empty."},
+    )
     page_size = fields.Integer(
         load_default=rules.DEFAULT_PAGE_SIZE,
         validate=validate.Range(min=1, max=rules.MAX_PAGE_SIZE),
@@ -161,7 +165,7 @@ class SessionDetailSchema(Schema):
 class VersionQuerySchema(Schema):
     version = fields.Integer(
         required=True,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=rules.MAX_VERSION),
         metadata={"description": "Event version; 1 is SessionCreated."},
     )
 

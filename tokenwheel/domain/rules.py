@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 
 from .errors import InvalidCommand
 
@@ -25,6 +26,21 @@ DEFAULT_OTHER_TOP_K = 10
 MAX_OTHER_TOP_K = 100
 MAX_SEED = 2**63 - 1
 MAX_VERSION = 999_999_999  # an expected version, an If-Match tag (nine digits)
+
+# ---------------------------------------------------------------- request bodies
+
+# What a JSON body may hold before any field is looked at. Our bodies are flat objects;
+# 64 levels leave room for any client's wrapping while the reader stays far from
+# Python's recursion limit (about 1,000 levels: deeper bodies raised RecursionError).
+MAX_JSON_DEPTH = 64
+# The longest documented number is MAX_SEED (19 digits); one more digit still reaches
+# the field's range check, anything longer is refused by the reader (Python refuses to
+# convert integers of more than 4,300 digits, and converting long ones costs quadratic
+# time).
+MAX_JSON_INTEGER_DIGITS = 20
+# A body must arrive within this many seconds once its request line and headers have:
+# a client that announces a body and then stalls holds a server thread while it waits.
+BODY_READ_TIMEOUT = 10.0
 
 # ---------------------------------------------------------------- sessions and classes
 
@@ -42,6 +58,7 @@ STATUSES = (ACTIVE, EXPIRED, DELETED)
 
 # ---------------------------------------------------------------- teachers' lists and files
 
+MAX_PAGE = 1_000_000  # 200 million sessions at the largest page size
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 EXPORT_FORMATS = ("csv", "json")
@@ -87,13 +104,28 @@ def check_class_code(class_code: str | None) -> None:
         raise InvalidCommand(f"class_code must be {CLASS_CODE_RULE}.")
 
 
+# Characters that show nothing by themselves: spaces (Zs), control characters (Cc) and
+# format characters (Cf: zero-width space and joiners, the byte order mark, the word
+# joiner, direction marks, the soft hyphen). A prompt of only these looks empty.
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Cc", "Cf"})
+
+
+def is_blank(text: str) -> bool:
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
+
+
 def check_prompt(prompt: object, max_chars: int | None = None) -> str:
-    """A prompt is a string with something in it besides whitespace, at most
-    ``max_chars`` characters; returned as it is (kept verbatim)."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidCommand("Prompt must be a non-empty string.")
+    """A prompt is a string with something visible in it, at most ``max_chars``
+    characters; returned as it is (kept verbatim)."""
+    if not isinstance(prompt, str):
+        raise InvalidCommand("Prompt must be a string.")
     if max_chars is not None and len(prompt) > max_chars:
         raise InvalidCommand(f"Prompt is {len(prompt)} characters long; the limit is {max_chars}.")
+    if is_blank(prompt):
+        raise InvalidCommand(
+            "Prompt is blank: it needs a visible character (spaces, line breaks and "
+            "invisible characters such as zero-width spaces do not count)."
+        )
     return prompt
 
 
@@ -115,8 +147,10 @@ def check_append_form(token_id: int | None, token_text: str | None, category: st
 
 
 def check_page(page: int, page_size: int) -> None:
-    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidCommand(f"page must be >= 1 and page_size from 1 to {MAX_PAGE_SIZE}.")
+    if not 1 <= page <= MAX_PAGE or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidCommand(
+            f"page must be from 1 to {MAX_PAGE} and page_size from 1 to {MAX_PAGE_SIZE}."
+        )
 
 
 def check_status(status: str | None) -> None:

@@ -2,12 +2,14 @@
 
 A byte-level BPE token (GPT-2, SmolLM2) can be part of a UTF-8 character: its decoded
 text is then U+FFFD, which hides what it is. We recover the token's bytes from the
-vocabulary, flag it ``partial_utf8`` and show the bytes in ``display_text``.
+vocabulary, flag it ``partial_utf8`` and show the bytes in ``display_text``. A control
+character (the byte tokens 0x00-0x1F and 0x7F) is shown as its bytes too.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -41,8 +43,20 @@ def _byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(bs, cs, strict=True)}
 
 
+def _shown(ch: str) -> str:
+    """A character as shown: whitespace by its glyph, any other control character (NUL,
+    ESC, DEL, C1 controls: invisible, or worse, on a page) as its UTF-8 bytes, as a
+    partial character is shown."""
+    glyph = VISIBLE.get(ch)
+    if glyph is not None:
+        return glyph
+    if unicodedata.category(ch) == "Cc":
+        return "⟨" + " ".join(f"{b:02X}" for b in ch.encode("utf-8")) + "⟩"
+    return ch
+
+
 def visible(text: str) -> str:
-    return "".join(VISIBLE.get(ch, ch) for ch in text)
+    return "".join(_shown(ch) for ch in text)
 
 
 class TokenDescriber:

@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from .text import decode_text, decode_value, encode_text, encode_value
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -45,19 +47,53 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class AnyText(sa.TypeDecorator[str]):
+    """A string column that holds any text, U+0000 included (PostgreSQL refuses it in
+    text): encoded on the way in, decoded on the way out (``store/text.py``). Lookups go
+    through the same encoding, so a filter with a NUL matches what was stored with one
+    and never fails."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else encode_text(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else decode_text(value)
+
+
+class Payload(sa.TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) whose strings may hold any text, U+0000 included
+    (JSONB refuses it): every string is encoded on the way in, decoded on the way out."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return encode_value(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return decode_value(value)
+
+
 # BIGINT does not autoincrement on SQLite; INTEGER PRIMARY KEY does (it is the rowid).
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Payload = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 events = sa.Table(
     "events",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("session_id", sa.String(36), nullable=False),
+    sa.Column("session_id", AnyText(36), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("type", AnyText(64), nullable=False),
     sa.Column("schema_version", sa.Integer, nullable=False),
-    sa.Column("payload", Payload, nullable=False),
+    sa.Column("payload", Payload(), nullable=False),
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("session_id", "version"),
     sa.Index("ix_events_occurred_at", "occurred_at"),
@@ -67,10 +103,10 @@ events = sa.Table(
 session_index = sa.Table(
     "session_index",
     metadata,
-    sa.Column("session_id", sa.String(36), primary_key=True),
-    sa.Column("model_name", sa.String(128), nullable=False),
-    sa.Column("class_code", sa.String(64), nullable=True),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("session_id", AnyText(36), primary_key=True),
+    sa.Column("model_name", AnyText(128), nullable=False),
+    sa.Column("class_code", AnyText(64), nullable=True),
+    sa.Column("status", AnyText(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("last_accessed", UTCDateTime, nullable=False),
@@ -86,13 +122,13 @@ session_index = sa.Table(
 idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
-    sa.Column("session_id", sa.String(36), primary_key=True),
-    sa.Column("idempotency_key", sa.String(255), primary_key=True),
-    sa.Column("method_path", sa.String(300), nullable=False),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("result_session_id", sa.String(36), nullable=False),
+    sa.Column("session_id", AnyText(36), primary_key=True),
+    sa.Column("idempotency_key", AnyText(255), primary_key=True),
+    sa.Column("method_path", AnyText(300), nullable=False),
+    sa.Column("request_hash", AnyText(64), nullable=False),
+    sa.Column("result_session_id", AnyText(36), nullable=False),
     sa.Column("result_version", sa.Integer, nullable=False),
-    sa.Column("receipt", Payload, nullable=False),
+    sa.Column("receipt", Payload(), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )
