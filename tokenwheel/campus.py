@@ -244,7 +244,7 @@ class Campus:
 
     def _copy_output(self, name: str, stream: IO[bytes], log: Path) -> None:
         prefix = f"{name:>7} | ".encode()
-        with log.open("ab") as out:
+        with stream, log.open("ab") as out:
             for line in stream:
                 out.write(line)
                 out.flush()
