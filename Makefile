@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run campus test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ install: $(STAMP)
 
 run: install
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/tokenwheel serve --host $(HOST) --port $(PORT)
+
+# docs/operations.md's campus on this machine: HAProxy (deploy/haproxy.cfg, Debian's
+# haproxy) on 127.0.0.1:8080 in front of three servers on 127.0.0.1:8001-8003, all on the
+# PostgreSQL database of TOKENWHEEL_DATABASE_URL and on Redis (TOKENWHEEL_REDIS_URL,
+# default redis://127.0.0.1:6379/0). Foreground; Ctrl-C stops all of it.
+campus: install
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/tokenwheel campus $(CAMPUS_ARGS)
 
 # The browser tests (tests/browser) need Debian's Chromium at /usr/bin/chromium
 # (apt-get install chromium; .ci/run installs it). Without it they skip, saying so in the

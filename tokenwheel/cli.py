@@ -1,4 +1,4 @@
-"""``tokenwheel``: serve, migrate, purge, rebuild-index, export-events."""
+"""``tokenwheel``: serve, campus, migrate, purge, rebuild-index, export-events."""
 
 from __future__ import annotations
 
@@ -83,6 +83,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Token Wheel on http://{args.host}:{args.port}/ (API docs: /api/docs)", flush=True)
     Server().run()
     return 0
+
+
+def cmd_campus(args: argparse.Namespace, settings: Settings) -> int:
+    """HAProxy in front of three servers on this machine, in the foreground."""
+    from .campus import Campus, run
+
+    ports = [args.first_port + n for n in range(3)]
+    serve_args = ["--access-log"] if args.access_log else []
+    return run(Campus(port=args.port, server_ports=ports, serve_args=serve_args))
 
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
@@ -194,6 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=16)
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(func=cmd_serve)
+    campus = sub.add_parser(
+        "campus",
+        help="HAProxy (deploy/haproxy.cfg) in front of three servers on this machine, "
+        "sharing PostgreSQL and Redis (docs/operations.md)",
+        description="Start three `tokenwheel serve` on 127.0.0.1 (FIRST_PORT and the next "
+        "two) and HAProxy in front of them on 127.0.0.1:PORT, routing each session to one "
+        "server. Needs TOKENWHEEL_DATABASE_URL on PostgreSQL and Redis "
+        "(TOKENWHEEL_REDIS_URL, default redis://127.0.0.1:6379/0). Runs until Ctrl-C.",
+    )
+    campus.add_argument("--port", type=int, default=8080, help="HAProxy's port (8080)")
+    campus.add_argument("--first-port", type=int, default=8001, help="the first server's (8001)")
+    campus.add_argument("--access-log", action="store_true", help="servers log each request")
+    campus.set_defaults(func=cmd_campus)
     bench = sub.add_parser("bench", help="naive vs ours: step latency, classroom over HTTP")
     bench.add_argument("--model", default="smollm2-135m")
     bench.add_argument("--students", type=int, default=30)

@@ -286,6 +286,72 @@ def test_mouse_space_another_tab_and_failures(desk: tuple[Page, PageWatch], serv
     assert watch.outside == []
 
 
+BALANCER_502 = "<html><body><h1>502 Bad Gateway</h1>The server returned an invalid response.</body>"
+
+
+def test_behind_a_balancer_a_lost_answer_is_retried_once_with_the_same_key(
+    desk: tuple[Page, PageWatch], server: Server
+) -> None:
+    """On a campus (docs/operations.md) the server a request went to can die under it;
+    the balancer then answers 502 in HTML. Every change the page sends carries its own
+    Idempotency-Key; after a balancer's 502 (or no answer) the page sends the same
+    request once more with the same key. Here the first attempt reaches the server and
+    is applied, and only its answer is lost: the retry is answered from the stored
+    first answer, so the token joins the text once and the student sees no error. A
+    server's own 503 (JSON: busy) is shown, not retried."""
+    page, watch = desk
+    posts: list[tuple[str, str | None]] = []
+    page.on(
+        "request",
+        lambda r: r.method == "POST" and posts.append((r.url, r.headers.get("idempotency-key"))),
+    )
+    session = start(page, server)
+    assert [url.rsplit("/", 1)[-1] for url, _ in posts] == ["sessions", "set-prompt"]
+    assert all(key for _, key in posts) and len({key for _, key in posts}) == 2
+
+    replayed: list[str | None] = []
+
+    def applied_but_answer_lost(route: Route) -> None:
+        response = route.fetch()  # the server applies the change...
+        if not replayed and response.status == 200:
+            replayed.append(None)
+            route.fulfill(status=502, content_type="text/html", body=BALANCER_502)  # ...lost
+            return
+        replayed.append(response.headers.get("idempotent-replayed"))
+        route.fulfill(response=response)
+
+    page.route(re.compile(r"/append-token$"), applied_but_answer_lost)
+    page.locator("#wheel .wedge").first.click()
+    expect(chips(page)).to_have_count(1)
+    idle(page)
+    page.unroute(re.compile(r"/append-token$"))
+    appends = [key for url, key in posts if url.endswith("/append-token")]
+    assert len(appends) == 2 and appends[0] == appends[1], posts  # one change, one key
+    assert replayed == [None, "true"]  # the retry got the stored first answer
+    state = server.request("GET", f"/api/sessions/{session}")
+    assert len(state["token_history"]) == 1  # applied once
+    expect(page.locator("#message")).to_be_hidden()
+
+    busy: list[str] = []
+
+    def server_busy(route: Route) -> None:
+        busy.append(route.request.url)
+        route.fulfill(
+            status=503,
+            headers={"Retry-After": "2"},
+            json={"error": "Server busy", "message": "The model has too much to do."},
+        )
+
+    page.route(re.compile(r"/spin$"), server_busy)
+    page.click("#spin")
+    expect(page.locator("#message")).to_contain_text("Server busy")
+    assert len(busy) == 1  # a server's own answer: shown, never sent again
+    page.unroute(re.compile(r"/spin$"))
+    screenshot(page, "student-server-busy")
+    assert watch.expected_failures_only({502, 503}) == []
+    assert watch.outside == []
+
+
 def test_the_page_fits_a_phone_and_spins_with_motion(browser: Browser, server: Server) -> None:
     page, watch = open_page(
         browser,

@@ -1,7 +1,8 @@
 """A real app process whose APScheduler job purges every TOKENWHEEL_PURGE_INTERVAL.
 
-Settings come from the environment, as in a server. Prints "ready", runs until a line
-arrives on stdin, then prints what its purge job did as JSON.
+Settings come from the environment, as in a server. Prints "ready", then on each line
+"report" on stdin prints what its purge job did so far as JSON; any other line stops it,
+and it prints the totals as JSON.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ def main() -> None:
     app = create_app()
     assert app.extensions["tokenwheel.scheduler"] is not None
     print("ready", flush=True)
-    sys.stdin.readline()
+    for line in sys.stdin:
+        if line.strip() != "report":
+            break
+        print(json.dumps(totals.totals), flush=True)
     app.extensions["tokenwheel.scheduler"].shutdown(wait=True)
     print(json.dumps(totals.totals), flush=True)
 

@@ -214,6 +214,59 @@ def test_two_app_processes_run_the_scheduled_purge_once_per_session(
     print(f"scheduler: {totals}")
 
 
+def report(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    """What each live worker's purge job did so far."""
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("report\n")
+        proc.stdin.flush()
+    answers = []
+    for proc in procs:
+        assert proc.stdout is not None
+        answers.append(json.loads(proc.stdout.readline()))
+    return answers
+
+
+def test_three_app_processes_purge_once_per_interval_and_hand_over_the_lead(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Three app processes that each schedule the purge every 0.25 s run it about once
+    per 0.25 s between them, all in the one that leads (without a leader they ran it
+    three times per interval). When the leader is SIGKILLed, one of the others leads."""
+    interval, phase = 0.25, 2.5
+    env = {
+        **os.environ,
+        "TOKENWHEEL_DATABASE_URL": database_url,
+        "TOKENWHEEL_INSTANCE_PATH": str(tmp_path),
+        "TOKENWHEEL_PURGE_INTERVAL": f"{interval}s",
+        "TOKENWHEEL_OFFLINE": "true",
+    }
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)  # before the workers: three processes must not race to migrate
+    engine.dispose()
+    with Workers("tests.integration.scheduler_worker", [], 3, env) as workers:
+        procs = list(workers.procs)
+
+        def runs_during(procs: list[subprocess.Popen[str]]) -> tuple[list[int], float]:
+            """Each worker's purge runs during one phase, and the phase's length."""
+            started, before = time.monotonic(), report(procs)
+            time.sleep(phase)
+            after = report(procs)
+            assert all(t["errors"] == 0 for t in after), after
+            ran = [a["runs"] - b["runs"] for a, b in zip(after, before, strict=True)]
+            return ran, time.monotonic() - started
+
+        ran, seconds = runs_during(procs)
+        assert sorted(n > 0 for n in ran) == [False, False, True], ran  # one leader
+        assert 0.4 * seconds / interval <= sum(ran) <= seconds / interval + 2, (ran, seconds)
+
+        procs.pop(ran.index(max(ran))).kill()  # SIGKILL: the lock goes with the process
+        time.sleep(2 * interval)  # the next tick of the others elects one of them
+        ran, seconds = runs_during(procs)
+        assert sorted(n > 0 for n in ran) == [False, True], ran
+        assert 0.4 * seconds / interval <= sum(ran) <= seconds / interval + 2, (ran, seconds)
+
+
 class CrashAfter:
     """Fails the ``n``th ``DELETE FROM session_index`` statement: a purge that dies in the
     middle of a batch, after that batch deleted its events."""

@@ -9,17 +9,51 @@ export class ApiError extends Error {
   }
 }
 
+// A change the server must apply once: each gets its own Idempotency-Key, sent again
+// with its retry, so a change that reached a server before it died is answered from the
+// stored first answer instead of being applied twice. crypto.randomUUID needs a secure
+// context (https or localhost); a campus server on plain http has only getRandomValues.
+function idempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const RETRY_AFTER_MS = 500;
+
+// A 502, 503 or 504 that is not one of our JSON errors comes from a load balancer in
+// front of the servers (the server it chose just died, or none was up): worth one retry.
+// A Token Wheel server's own 503 (busy, model loading) says so in JSON and is shown.
+function fromTheBalancer(response) {
+  const json = (response.headers.get("Content-Type") || "").includes("application/json");
+  return [502, 503, 504].includes(response.status) && !json;
+}
+
+const pause = (ms) => new Promise((done) => window.setTimeout(done, ms));
+
+async function attempt(path, init) {
+  try {
+    return await fetch(path, init);
+  } catch {
+    return null; // no answer at all
+  }
+}
+
 // One request; any answer but 2xx (or no answer) becomes an ApiError with the JSON body.
+// No answer, or a balancer's error, is tried once more after a short pause, with the
+// same Idempotency-Key for a change (POST): the server applies it at most once.
 async function send(method, path, { body, headers = {}, accept = "application/json" } = {}) {
-  const init = { method, headers: { Accept: accept, ...headers } };
+  const key = method === "POST" ? { "Idempotency-Key": idempotencyKey() } : {};
+  const init = { method, headers: { Accept: accept, ...key, ...headers } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch {
+  let response = await attempt(path, init);
+  if (response === null || fromTheBalancer(response)) {
+    await pause(RETRY_AFTER_MS);
+    response = await attempt(path, init);
+  }
+  if (response === null) {
     throw new ApiError(0, {
       error: "No connection",
       message: "The Token Wheel server does not answer. Is it still running?",
