@@ -550,6 +550,53 @@ def test_mouse_space_another_tab_and_failures(
     assert watch.outside == []
 
 
+SAID = """async () => {
+  const f = await import("/static/format.js");
+  const {t} = await import("/static/i18n.js");
+  return {
+    tiny: f.percent(9.4e-6), small: f.percent(0.00094), zero: f.percent(0),
+    near: f.percent(0.99971), share: f.percent(0.0713), count: f.count(49152),
+    one: t("summary.head", {count: 1, threshold: "1%", share: "7%"}),
+    two: t("summary.head", {count: 2, threshold: "1%", share: "7%"}),
+  };
+}"""
+
+
+def test_numbers_and_plurals_are_said_right(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """Probabilities never in scientific notation; plurals and digits as the language
+    writes them."""
+    page, watch = desk
+    page.goto(server.url + "/")
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    said = page.evaluate(SAID)
+    assert "e" not in said["tiny"].lower() and "e" not in said["small"].lower(), said
+    expected = {
+        "en": {
+            "tiny": "< 0.001%",
+            "small": "0.094%",
+            "zero": "0%",
+            "near": "> 99.9%",
+            "share": "7.13%",
+            "count": "49,152",
+        },
+        "es": {
+            "tiny": "< 0,001 %",
+            "small": "0,094 %",
+            "zero": "0 %",
+            "near": "> 99,9 %",
+            "share": "7,13 %",
+            "count": "49.152",
+        },
+    }[lang]
+    assert {k: said[k].replace("\u00a0", " ") for k in expected} == expected
+    assert said["one"] == say(lang, "summary.head", count=1, threshold="1%", share="7%")
+    assert said["two"] == say(lang, "summary.head", count=2, threshold="1%", share="7%")
+    assert said["one"] != said["two"]
+    assert watch.errors == []
+
+
 def test_the_language_switch_redraws_the_page(
     desk: tuple[Page, PageWatch], server: Server, lang: str
 ) -> None:
