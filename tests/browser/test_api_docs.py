@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import LAPTOP, Server, open_page, screenshot
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.model]  # the server loads the bundled model
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
