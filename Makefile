@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# axe-core for the browser tests, from npm (tests/browser/package.json and its lock file)
+AXE    := tests/browser/node_modules/axe-core/axe.min.js
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
@@ -25,6 +27,13 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 
 install: $(STAMP)
 
+# npm ci installs exactly the locked axe-core into tests/browser/node_modules (git-ignored).
+# Without npm (apt-get install npm; .ci/run does) the browser tests skip, or fail under CI.
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error && touch $(AXE); \
+	else echo "npm is missing: the browser tests need axe-core (apt-get install npm)"; fi
+
 run: install
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/tokenwheel serve --host $(HOST) --port $(PORT)
 
@@ -36,9 +45,10 @@ campus: install
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(BIN)/tokenwheel campus $(CAMPUS_ARGS)
 
 # The browser tests (tests/browser) need Debian's Chromium at /usr/bin/chromium
-# (apt-get install chromium; .ci/run installs it). Without it they skip, saying so in the
-# summary, except under CI=true, where they fail.
-test: install
+# (apt-get install chromium) and axe-core from npm (apt-get install npm); .ci/run installs
+# both. Without them they skip, saying so in the summary, except under CI=true, where they
+# fail.
+test: install $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # While iterating: every test that needs no model, no server and no browser (PostgreSQL's
@@ -58,4 +68,4 @@ bench: install
 	$(BIN)/tokenwheel bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules

@@ -263,6 +263,13 @@ def test_exports_parse_back_into_the_same_events(
     teacher.get("/classes/nobody/export", expect=404)
 
 
+def test_the_list_says_what_each_session_is_about(lesson: Lesson, teacher: Teacher) -> None:
+    (row,) = teacher.json("/sessions", class_code="7b")["sessions"]
+    last = lesson.seen[max(lesson.seen)]
+    assert row["prompt"] == last["initial_prompt"] == "Once upon a"
+    assert row["current_text"] == last["current_text"]  # the model is loaded: decoded alike
+
+
 def test_list_filters_and_pages(client: FlaskClient, teacher: Teacher) -> None:
     a = [Student(client, class_code="7b").id for _ in range(3)]
     b = Student(client, class_code="8c").id
@@ -280,6 +287,8 @@ def test_list_filters_and_pages(client: FlaskClient, teacher: Teacher) -> None:
     assert ids(model="gpt2") == []
     body = teacher.json("/sessions", page_size=2, page=3)
     assert (body["total"], len(body["sessions"]), body["page"], body["page_size"]) == (5, 1, 3, 2)
+    # each row says what the session is about: no prompt yet here
+    assert {(s["prompt"], s["current_text"]) for s in body["sessions"]} == {(None, "")}
     hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     assert len(ids(created_after=hour_ago)) == 5 and ids(created_before=hour_ago) == []
     naive_later = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None).isoformat()

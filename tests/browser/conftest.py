@@ -1,11 +1,18 @@
 """A real server on 127.0.0.1 with the bundled model, and Debian's Chromium driven by
-Playwright (headless). Outside CI a machine without Chromium skips these tests; under
-CI=true it fails, so a missing browser is never a silent pass."""
+Playwright (headless). Outside CI a machine without Chromium (or without axe-core, which
+`make test` installs with npm) skips these tests; under CI=true it fails, so a missing
+browser is never a silent pass.
+
+Every state a test reaches goes through :func:`check`: a screenshot in
+``test-artifacts/screenshots/`` and axe-core, which must report no violation. Tests that
+use ``desk`` (or ``lang``) run once per language the pages speak."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -37,6 +44,14 @@ TEACHER_TOKEN = "browser-teacher-token-5f1c9e"
 STRICT_CSP = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+AXE_RESULTS = ROOT / "test-artifacts" / "axe"
+# axe-core from npm (tests/browser/package.json, installed by `make test`)
+NODE_MODULES = ROOT / "tests" / "browser" / "node_modules"
+AXE = Path(os.environ.get("TOKENWHEEL_TEST_AXE", NODE_MODULES / "axe-core" / "axe.min.js"))
+CATALOGS = ROOT / "tokenwheel" / "web" / "i18n"
+LANGUAGES = ("en", "es")
+LOCALES = {"en": "en-GB", "es": "es-ES"}  # the browser's language: the pages follow it
+LAPTOP = {"width": 1366, "height": 768}
 START_TIMEOUT = 240.0  # migrate, start gunicorn, load the model on 2 busy cores
 STEP_TIMEOUT_MS = 30_000  # one page step (a request and a redraw) on a busy machine
 
@@ -112,7 +127,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     port = _free_port()
     log = instance / "server.log"
-    command = [str(Path(sys.executable).parent / "tokenwheel"), "serve"]
+    # python -m: the server runs this checkout's code (PYTHONPATH), whatever is installed
+    command = [sys.executable, "-m", "tokenwheel", "serve"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--threads", "4"]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -162,9 +178,17 @@ class PageWatch:
 
 
 def open_page(
-    browser: Browser, server: Server, *, reduced_motion: bool, **context: Any
+    browser: Browser,
+    server: Server,
+    *,
+    reduced_motion: bool,
+    lang: str = "en",
+    policy: str | None = STRICT_CSP,
+    **context: Any,
 ) -> tuple[Page, PageWatch]:
-    ctx = browser.new_context(service_workers="block", **context)
+    """A new browser context's page; documents are served under ``policy`` (None: the
+    server's own Content-Security-Policy)."""
+    ctx = browser.new_context(service_workers="block", locale=LOCALES[lang], **context)
     page = ctx.new_page()
     page.set_default_timeout(STEP_TIMEOUT_MS)
     page.emulate_media(reduced_motion="reduce" if reduced_motion else "no-preference")
@@ -177,11 +201,11 @@ def open_page(
             # no CDN, no fonts, no telemetry: nothing leaves this machine
             watch.outside.append(route.request.url)
             route.abort()
-        elif route.request.resource_type == "document":
+        elif route.request.resource_type == "document" and policy is not None:
             # serve pages under a strict policy: an inline script or style, or anything
             # fetched from elsewhere, would be a console error
             response = route.fetch()
-            headers = {**response.headers, "content-security-policy": STRICT_CSP}
+            headers = {**response.headers, "content-security-policy": policy}
             route.fulfill(response=response, headers=headers)
         else:
             route.continue_()
@@ -190,21 +214,84 @@ def open_page(
     return page, watch
 
 
+@pytest.fixture(params=LANGUAGES)
+def lang(request: pytest.FixtureRequest) -> str:
+    """The browser's language; the pages follow it."""
+    return str(request.param)
+
+
 @pytest.fixture
-def desk(browser: Browser, server: Server) -> Iterator[tuple[Page, PageWatch]]:
-    """A projector-sized window that prefers reduced motion (spins finish at once)."""
-    page, watch = open_page(
-        browser, server, reduced_motion=True, viewport={"width": 1366, "height": 900}
-    )
+def desk(browser: Browser, server: Server, lang: str) -> Iterator[tuple[Page, PageWatch]]:
+    """A 1366x768 laptop screen that prefers reduced motion (spins finish at once), in
+    the browser language ``lang``."""
+    page, watch = open_page(browser, server, reduced_motion=True, lang=lang, viewport=LAPTOP)
     yield page, watch
     page.context.close()
 
 
 def screenshot(page: Page, name: str) -> Path:
+    """The whole page as ``<name>.<language of the page>.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    language = page.evaluate("document.documentElement.lang") or "none"
+    path = SCREENSHOTS / f"{name}.{language}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@functools.cache
+def _axe_source() -> str:
+    if not AXE.is_file():
+        _unavailable(f"no axe-core at {AXE} (make test installs it: npm ci in tests/browser)")
+    return AXE.read_text()
+
+
+AXE_RUN = """async () => {
+  const [x, y] = [window.scrollX, window.scrollY];  // axe scrolls to what it checks
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  window.scrollTo(x, y);
+  return {
+    violations: result.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 6).map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
+    })),
+    passes: result.passes.length,
+    incomplete: result.incomplete.map((v) => v.id),  // for a person to review: not failures
+  };
+}"""
+
+
+def axe(page: Page, name: str) -> dict[str, Any]:
+    """axe-core's verdict on the page as it is (every rule axe runs by default, best
+    practices included); kept in ``test-artifacts/axe/<name>.<language>.json``."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(_axe_source())  # by the DevTools protocol: the page's CSP allows it
+    result: dict[str, Any] = page.evaluate(AXE_RUN)
+    AXE_RESULTS.mkdir(parents=True, exist_ok=True)
+    language = page.evaluate("document.documentElement.lang") or "none"
+    (AXE_RESULTS / f"{name}.{language}.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def check(page: Page, name: str) -> Path:
+    """A state a test reached: screenshot it and check it with axe-core (no violation)."""
+    path = screenshot(page, name)
+    result = axe(page, name)
+    assert result["violations"] == [], json.dumps(result["violations"], indent=2)
+    return path
+
+
+@functools.cache
+def catalog(lang: str) -> dict[str, Any]:
+    return json.loads((CATALOGS / f"{lang}.json").read_text())  # type: ignore[no-any-return]
+
+
+def say(lang: str, key: str, **params: Any) -> str:
+    """A message of the pages' catalog, as the page shows it (``{name}`` filled in; a
+    plural message picks "one" for a count of 1). Numbers are passed already formatted."""
+    message = catalog(lang)[key]
+    if isinstance(message, dict):
+        message = message["one" if params.get("count") in (1, "1") else "other"]
+    return re.sub(r"\{(\w+)\}", lambda m: str(params[m.group(1)]), str(message))
 
 
 def start_session(page: Page, server: Server, prompt: str, class_code: str = "") -> str:

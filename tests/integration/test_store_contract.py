@@ -359,6 +359,9 @@ def test_event_rows_in_writing_order_with_class_and_model(store) -> None:  # typ
         ("c2", "x")
     }
     assert [r.event.version for r in store.event_rows(EventFilter(session_id=sid(1)))] == [1, 2, 3]
+    some = store.event_rows(EventFilter(session_ids=(sid(2), sid(7))))
+    assert [(r.event.session_id, r.event.version) for r in some] == [(sid(2), 1)]
+    assert list(store.event_rows(EventFilter(session_ids=()))) == []
     assert [r.event.session_id for r in store.event_rows(EventFilter(class_code="c2"))] == [sid(2)]
     since = store.event_rows(EventFilter(since=T0 + timedelta(minutes=1)))
     assert [(r.event.session_id, r.event.version) for r in since] == [(sid(2), 1), (sid(1), 3)]

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -22,11 +23,13 @@ from tokenwheel.domain.errors import (
     Overloaded,
     SessionNotFound,
 )
+from tokenwheel.domain.rules import LIST_TEXT_CHARS
 from tokenwheel.inference.types import ModelUnavailableError, OverloadedError
 from tokenwheel.services import AppendRequest, StudentSessions
-from tokenwheel.services.teaching import SessionFilters, Teaching
+from tokenwheel.services.teaching import SessionFilters, Teaching, TextPreview
 from tokenwheel.settings import Settings
 from tokenwheel.store.memory import InMemoryEventStore
+from tokenwheel.store.records import EventFilter, EventRow
 
 
 @pytest.fixture
@@ -177,6 +180,15 @@ def test_list_filters_and_pages(students: StudentSessions, teacher: Teaching, cl
     assert ids(created_after=first.created_at, class_code="7b") == [a[2], a[1]]
     result = teacher.list_sessions(SessionFilters(page_size=2, page=3))
     assert (result.total, len(result.sessions), result.page, result.page_size) == (5, 1, 3, 2)
+    # each row says what the session is about: its prompt and its text now
+    listed = teacher.list_sessions(SessionFilters(class_code="7b"))
+    assert set(listed.previews) == {r.session_id for r in listed.sessions}
+    for record in listed.sessions:
+        preview = listed.previews[record.session_id]
+        state = students.get_session(record.session_id) if record.status == "active" else None
+        assert preview.prompt == "The dog"
+        if state is not None:
+            assert preview.current_text == state.current_text
     for bad in (
         SessionFilters(status="gone"),
         SessionFilters(page=0),
@@ -344,3 +356,31 @@ def test_model_side_errors_reach_every_use_case_as_domain_errors(clock: Clock) -
     # one view builder for students and teachers: the stored token texts stand in
     assert students.get_session(sid).current_text == "The cat sat"
     assert teacher.session_detail(sid).view.current_text == "The cat sat"
+
+
+def test_the_list_previews_prompts_and_texts_read_in_one_query(
+    students: StudentSessions, teacher: Teaching, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long = "x" * 250 + "The cat"  # the fake model drops the x: a long prompt, two tokens
+    sid = students.create_session(class_code="7b").session_id
+    students.set_prompt(sid, long)
+    students.append_token(sid, AppendRequest(token_text=" sat"))
+    bare = students.create_session(class_code="7b").session_id
+    reads: list[EventFilter] = []
+    rows = teacher.store.event_rows
+
+    def counted(where: EventFilter) -> Iterator[EventRow]:
+        reads.append(where)
+        return rows(where)
+
+    monkeypatch.setattr(teacher.store, "event_rows", counted)
+
+    listed = teacher.list_sessions(SessionFilters(class_code="7b"))
+    assert len(reads) == 1 and set(reads[0].session_ids or ()) == {sid, bare}
+    preview = listed.previews[sid]
+    assert preview.prompt == long[: LIST_TEXT_CHARS - 1] + "…"
+    text = students.get_session(sid).current_text
+    assert preview.current_text == "…" + text[-(LIST_TEXT_CHARS - 1) :]
+    assert preview.current_text.endswith(" sat") and len(preview.current_text) == LIST_TEXT_CHARS
+    assert listed.previews[bare] == TextPreview(prompt=None, current_text="")
+    assert teacher.list_sessions(SessionFilters(class_code="none")).previews == {}

@@ -161,7 +161,8 @@ def list_sessions(query: dict[str, Any]) -> dict[str, Any]:
     Every session not yet purged (active, expired and deleted), newest first, filtered by
     class code, model, status and creation time, one page at a time. `status` is as
     students see it: a session idle past the TTL is `expired` even before the purge job
-    marks it.
+    marks it. Each row says what the session is about: its `prompt` and `current_text`,
+    cut to a preview.
     """
     result = teaching().list_sessions(
         SessionFilters(
@@ -175,7 +176,9 @@ def list_sessions(query: dict[str, Any]) -> dict[str, Any]:
         )
     )
     return {
-        "sessions": [record_body(r) for r in result.sessions],
+        "sessions": [
+            {**record_body(r), **asdict(result.previews[r.session_id])} for r in result.sessions
+        ],
         "total": result.total,
         "page": result.page,
         "page_size": result.page_size,

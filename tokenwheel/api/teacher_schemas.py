@@ -99,8 +99,29 @@ class SessionRecordSchema(Schema):
     undo_count = fields.Integer(required=True)
 
 
+class SessionListItemSchema(SessionRecordSchema):
+    prompt = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The session's current prompt, verbatim, cut to its first "
+            f"{rules.LIST_TEXT_CHARS} characters (the last one then '…'); null before a "
+            "prompt is set."
+        },
+    )
+    current_text = fields.String(
+        required=True,
+        metadata={
+            "description": "What the student sees now (prompt + generated text), cut to its "
+            f"last {rules.LIST_TEXT_CHARS} characters (the first one then '…'); '' before a "
+            "prompt is set. Decoded as the student API does while the session's model is "
+            "loaded, else the recorded token texts joined."
+        },
+    )
+
+
 class SessionListSchema(Schema):
-    sessions = fields.List(fields.Nested(SessionRecordSchema), required=True)
+    sessions = fields.List(fields.Nested(SessionListItemSchema), required=True)
     total = fields.Integer(required=True, metadata={"description": "Matches on all pages."})
     page = fields.Integer(required=True)
     page_size = fields.Integer(required=True)

@@ -61,6 +61,9 @@ STATUSES = (ACTIVE, EXPIRED, DELETED)
 MAX_PAGE = 1_000_000  # 200 million sessions at the largest page size
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+# A session list shows each session's prompt and current text cut to this many characters
+# (the prompt's start, the text's end): enough to recognize it, bounded per row.
+LIST_TEXT_CHARS = 200
 EXPORT_FORMATS = ("csv", "json")
 DEFAULT_EXPORT_FORMAT = "json"
 

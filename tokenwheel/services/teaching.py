@@ -19,6 +19,7 @@ from tokenwheel.domain.errors import ClassNotFound, InvalidCommand, PromptNotSet
 from tokenwheel.domain.events import Event, TokenAppended
 from tokenwheel.domain.rules import (
     DEFAULT_PAGE_SIZE,
+    LIST_TEXT_CHARS,
     check_class_code,
     check_export_format,
     check_page,
@@ -65,11 +66,22 @@ class SessionFilters:
 
 
 @dataclass(frozen=True)
+class TextPreview:
+    """What a session is about, for a list: its current prompt (None before one is set)
+    cut to its first :data:`LIST_TEXT_CHARS` characters, and its current text cut to its
+    last ones; a cut is marked with "…"."""
+
+    prompt: str | None
+    current_text: str
+
+
+@dataclass(frozen=True)
 class SessionList:
     sessions: list[SessionRecord]  # status is the effective status
     total: int
     page: int
     page_size: int
+    previews: Mapping[str, TextPreview]  # by session id, one per listed session
 
 
 @dataclass(frozen=True)
@@ -155,6 +167,7 @@ class Teaching:
             total=page.total,
             page=filters.page,
             page_size=filters.page_size,
+            previews=self._previews([r.session_id for r in page.records]),
         )
 
     def session_detail(self, session_id: str) -> SessionDetail:
@@ -266,10 +279,38 @@ class Teaching:
                 recorded.setdefault(event.token_id, event.token_text)
         return self.views.infos(model_name, recorded)
 
+    def _previews(self, session_ids: list[str]) -> dict[str, TextPreview]:
+        """The listed sessions' prompts and texts, replayed from their events, read in one
+        query for the whole page."""
+        if not session_ids:
+            return {}
+        streams: dict[str, list[Event]] = {sid: [] for sid in session_ids}
+        for row in self.store.event_rows(EventFilter(session_ids=tuple(session_ids))):
+            streams[row.event.session_id].append(row.event)
+        previews = {}
+        for sid, events in streams.items():
+            state = domain.replay(sorted(events, key=lambda e: e.version))
+            if state is None:
+                previews[sid] = TextPreview(prompt=None, current_text="")
+                continue
+            previews[sid] = TextPreview(
+                prompt=None if state.prompt is None else _head(state.prompt),
+                current_text=_tail(self.views.text_if_loaded(state)),
+            )
+        return previews
+
     def _view(self, events: list[Event]) -> SessionView:
         state = domain.replay(events)
         assert state is not None
         return self.views.view(state)
+
+
+def _head(text: str) -> str:
+    return text if len(text) <= LIST_TEXT_CHARS else text[: LIST_TEXT_CHARS - 1] + "…"
+
+
+def _tail(text: str) -> str:
+    return text if len(text) <= LIST_TEXT_CHARS else "…" + text[-(LIST_TEXT_CHARS - 1) :]
 
 
 def _no_class(class_code: str) -> ClassNotFound:

@@ -86,6 +86,14 @@ class SessionViews:
             log.warning("decoding with the recorded token texts: %s", exc.message)
             return state.prompt + "".join(t.token_text for t in state.generated)
 
+    def text_if_loaded(self, state: SessionState) -> str:
+        """:meth:`text` without loading a model for it: decoded when the session's model is
+        loaded, else the recorded token texts joined (a list of sessions must not load
+        every model it names)."""
+        if state.generated and not self.models.loaded(state.model_name):
+            return (state.prompt or "") + "".join(t.token_text for t in state.generated)
+        return self.text(state)
+
     def view(self, state: SessionState, last_accessed: datetime | None = None) -> SessionView:
         """``last_accessed`` defaults to the time of the session's last event."""
         return SessionView(

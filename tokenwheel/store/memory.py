@@ -153,6 +153,8 @@ class InMemoryEventStore:
                 class_code = record.class_code if record else None
                 if where.session_id is not None and sid != where.session_id:
                     continue
+                if where.session_ids is not None and sid not in where.session_ids:
+                    continue
                 if where.class_code is not None and class_code != where.class_code:
                     continue
                 rows.extend(

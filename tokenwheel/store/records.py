@@ -74,9 +74,11 @@ class SessionPage:
 
 @dataclass(frozen=True)
 class EventFilter:
-    """Which events to export: all of them, or one session's, one class's, since a time."""
+    """Which events to read: all of them, or one session's, some sessions', one class's,
+    since a time."""
 
     session_id: str | None = None
+    session_ids: tuple[str, ...] | None = None
     class_code: str | None = None
     since: datetime | None = None
 

@@ -245,6 +245,8 @@ class SqlEventStore:
         )
         if where.session_id is not None:
             query = query.where(events.c.session_id == where.session_id)
+        if where.session_ids is not None:
+            query = query.where(events.c.session_id.in_(where.session_ids))
         if where.class_code is not None:
             query = query.where(session_index.c.class_code == where.class_code)
         if where.since is not None:

@@ -1,5 +1,7 @@
 // The REST API, and what each of its errors means for the person at the page.
 
+import { t } from "./i18n.js";
+
 export class ApiError extends Error {
   constructor(status, body, retryAfter = null) {
     super(body?.message || `HTTP ${status}`);
@@ -54,10 +56,7 @@ async function send(method, path, { body, headers = {}, accept = "application/js
     response = await attempt(path, init);
   }
   if (response === null) {
-    throw new ApiError(0, {
-      error: "No connection",
-      message: "The Token Wheel server does not answer. Is it still running?",
-    });
+    throw new ApiError(0, {}); // explained in the page's language by explain()
   }
   if (!response.ok) {
     let data = null;
@@ -102,68 +101,64 @@ function seconds(retryAfter) {
 export const STUDENT_ERRORS = {
   404: () => ({
     kind: "expired",
-    title: "Session expired or deleted",
-    text: "This session has expired or was deleted. Start a new one: your prompt is still in the box.",
+    title: t("error.expired.title"),
+    text: t("error.expired.text"),
   }),
   429: (error, message) => {
     const wait = seconds(error.retryAfter);
-    const when = wait === null ? "in a moment" : `in ${wait} s`;
     return {
       kind: "rate",
-      title: "Too many requests",
-      text: `${message || "The server is busy with this class."} Try again ${when}.`,
+      title: t("error.rate.title"),
+      text: `${message || t("error.rate.text")} ${tryAgain(wait)}`,
       wait,
     };
   },
   409: () => ({
     kind: "conflict",
-    title: "Changed elsewhere",
-    text: "This session changed in another tab while you chose. Here it is as it is now: choose again.",
+    title: t("error.conflict.title"),
+    text: t("error.conflict.text"),
   }),
   400: (error) =>
     /unknown field/i.test(String(error.body.errors?.class_code ?? ""))
-      ? {
-          kind: "request",
-          title: "No class codes here",
-          text: "This server does not use class codes. Empty the class code box and start again.",
-        }
+      ? { kind: "request", title: t("error.noClasses.title"), text: t("error.noClasses.text") }
       : null,
 };
+
+// "Try again in 7 s." (or "in a moment" when the server did not say)
+export function tryAgain(wait) {
+  return wait === null ? t("error.tryAgainSoon") : t("error.tryAgainIn", { seconds: wait });
+}
 
 // {kind, title, text}: what to tell the person at the page; `words` maps a status to the
 // page's own explanation (see STUDENT_ERRORS).
 export function explain(error, words = STUDENT_ERRORS) {
   if (!(error instanceof ApiError)) {
-    return { kind: "bug", title: "Something went wrong", text: String(error?.message || error) };
+    return { kind: "bug", title: t("error.bug.title"), text: String(error?.message || error) };
   }
   const message = error.body.message || "";
   const own = words[error.status]?.(error, message);
   if (own) return own;
   switch (error.status) {
     case 0:
-      return { kind: "network", title: error.body.error, text: message };
+      return { kind: "network", title: t("error.network.title"), text: t("error.network.text") };
     case 503: {
       const wait = seconds(error.retryAfter);
       if (error.body.error === "Server busy") {
-        return {
-          kind: "busy",
-          title: "Server busy",
-          text: `${message} Try again ${wait === null ? "in a moment" : `in ${wait} s`}.`,
-          wait,
-        };
+        const text = `${message} ${tryAgain(wait)}`;
+        return { kind: "busy", title: t("error.busy.title"), text, wait };
       }
       return {
         kind: "unavailable",
-        title: "Model loading or unavailable",
-        text: message || "The model is not ready. Try again in a moment or choose another model.",
+        title: t("error.unavailable.title"),
+        text: message || t("error.unavailable.text"),
         wait,
       };
     }
     default:
       return {
         kind: "request",
-        title: error.body.error || `Error ${error.status}`,
-        text: message || `The server answered ${error.status}.`,
+        title: t("error.request.title", { status: error.status }),
+        text: message || t("error.status.text", { status: error.status }),
       };
   }
 }

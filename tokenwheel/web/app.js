@@ -1,26 +1,30 @@
 // The student page: a session, a prompt, the wheel, spin, pick, undo, sliders.
-// It uses only the REST API under /api; every error body's `message` is shown as is.
+// It uses only the REST API under /api; every word it shows comes from the catalogs
+// (i18n.js), and an error body's `message` is shown as the server wrote it.
 
-import { ApiError, call, explain, showMessage } from "./api.js";
+import { call, explain, showMessage } from "./api.js";
 import {
   count,
+  decimal,
   percent,
   quoted,
-  spokenToken,
   showToken,
   threshold as thresholdText,
 } from "./format.js";
+import { languageSwitch, onLanguageChange, t, translatePage } from "./i18n.js";
 import { describe, renderTokens } from "./tokens.js";
-import { Wheel } from "./wheel.js";
+import { OTHER_TOP_K, SMALLEST_DRAWN, Wheel, drawnSummary } from "./wheel.js";
 
 const THRESHOLDS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
-const OTHER_TOP_K = 10;
+const OTHER_LISTED = 10; // Other's most likely tokens listed beside the wheel, to pick
 const PAUSE_AFTER_SPIN_MS = 900; // time to see where the wheel stopped (no motion in it)
 
 const $ = (id) => document.getElementById(id);
 const ui = {
+  language: $("language"),
   setup: $("setup"),
   model: $("model"),
+  modelNote: $("model-note"),
   classCode: $("class-code"),
   prompt: $("prompt"),
   start: $("start"),
@@ -30,46 +34,68 @@ const ui = {
   messageAction: $("message-action"),
   status: $("status"),
   play: $("play"),
+  wheel: $("wheel"),
+  textPanel: $("text-panel"),
+  textBox: $("text-box"),
   text: $("text"),
+  plain: $("plain"),
+  plainText: $("plain-text"),
   tokenInfo: $("token-info"),
   wheelSummary: $("wheel-summary"),
   wedgeInfo: $("wedge-info"),
+  wedgePick: $("wedge-pick"),
   spin: $("spin"),
   undo: $("undo"),
   temperature: $("temperature"),
   temperatureValue: $("temperature-value"),
+  temperatureNote: $("temperature-note"),
   threshold: $("threshold"),
   thresholdValue: $("threshold-value"),
   landing: $("landing"),
   landingText: $("landing-text"),
   otherSummary: $("other-summary"),
+  otherDrawn: $("other-drawn"),
   otherList: $("other-list"),
   sessionInfo: $("session-info"),
+  confirm: $("confirm"),
+  confirmText: $("confirm-text"),
 };
 
 const state = {
   models: [],
+  defaultModel: null,
   session: null, // {id, model, classCode}
   prompt: null,
   history: [],
+  currentText: "",
   probs: null, // the distribution the wheel shows
   version: 0, // the session's version the page last saw; changes name it (409 if stale)
   busy: false,
   blockedUntil: 0, // rate limited until this time (ms)
   wheelRequest: 0,
+  status: null, // () => the status line, in the current language
+  error: null, // the error in the message box
+  landing: null, // {result, probs} of the last spin, while it is shown
+  shown: null, // the wedge whose description is shown
+  defaultPrompt: "",
 };
 
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
-const wheel = new Wheel($("wheel"), {
-  onPick: (wedge) => pickWedge(wedge),
-  onShow: (wedge) => showWedge(wedge),
+// a phone or tablet: one column, the text pinned above the wheel
+const narrow = window.matchMedia("(max-width: 899px)");
+// a touch screen: a tap reads a wedge, a second tap picks it
+const touch = window.matchMedia("(hover: none), (pointer: coarse)");
+let touched = touch.matches;
+
+const wheel = new Wheel(ui.wheel, {
+  onPick: (item) => pickItem(item),
+  onShow: (item, how) => showItem(item, how),
+  onArm: (item) => armItem(item),
 });
 
 function noteMotion() {
   document.documentElement.dataset.motion = reducedMotion.matches ? "reduced" : "full";
 }
-noteMotion();
-reducedMotion.addEventListener("change", noteMotion);
 
 // ---------------------------------------------------------------- settings
 
@@ -82,27 +108,32 @@ function settings() {
 
 function showSettings() {
   const { temperature, threshold } = settings();
-  ui.temperatureValue.textContent = temperature.toFixed(1);
+  ui.temperatureValue.textContent = decimal(temperature);
+  ui.temperature.setAttribute("aria-valuetext", decimal(temperature));
   ui.thresholdValue.textContent = thresholdText(threshold);
   ui.threshold.setAttribute("aria-valuetext", thresholdText(threshold));
 }
 
 // ---------------------------------------------------------------- messages
 
-function setStatus(text) {
-  ui.status.textContent = text;
+// The status line; `say` returns its words in the current language (null: empty).
+function setStatus(say) {
+  state.status = say;
+  ui.status.textContent = say ? say() : "";
 }
 
 function clearMessage() {
+  state.error = null;
   ui.message.hidden = true;
   ui.messageAction.hidden = true;
 }
 
 function showError(error) {
+  state.error = error;
   const info = explain(error);
   showMessage(ui, error, info);
   ui.messageAction.hidden = info.kind !== "expired";
-  setStatus("");
+  setStatus(null);
   if (info.kind === "expired") {
     state.session = null;
     showSession();
@@ -120,10 +151,14 @@ function showError(error) {
 
 function showSession() {
   ui.play.classList.toggle("stale", !state.session);
-  ui.sessionInfo.textContent = state.session
-    ? `Session ${state.session.id.slice(0, 8)} on ${state.session.model}`
-    : "";
-  document.body.dataset.session = state.session ? state.session.id : "";
+  const s = state.session;
+  if (!s) ui.sessionInfo.textContent = "";
+  else {
+    const model = state.models.find((m) => m.id === s.model)?.name ?? s.model;
+    const params = { id: s.id.slice(0, 8), model, code: s.classCode };
+    ui.sessionInfo.textContent = t(s.classCode ? "session.infoClass" : "session.info", params);
+  }
+  document.body.dataset.session = s ? s.id : "";
 }
 
 // ---------------------------------------------------------------- busy state
@@ -142,15 +177,16 @@ function usable(button) {
 function refreshButtons() {
   const blocked = Date.now() < state.blockedUntil;
   const ready = Boolean(state.session && state.probs) && !state.busy && !blocked;
-  setUsable(ui.spin, ready && wheel.wedges.length > 0);
+  setUsable(ui.spin, ready && wheel.items.length > 0);
   setUsable(ui.undo, Boolean(state.session) && !state.busy && !blocked && state.history.length > 0);
   setUsable(ui.start, !state.busy && Boolean(ui.model.value));
+  setUsable(ui.wedgePick, ready);
   wheel.setEnabled(ready);
   for (const button of ui.otherList.querySelectorAll("button")) setUsable(button, ready);
 }
 
 async function task(work) {
-  if (state.busy) return;
+  if (state.busy) return false;
   state.busy = true;
   document.body.dataset.busy = "true";
   refreshButtons();
@@ -166,6 +202,7 @@ async function task(work) {
     refreshButtons();
     if (!failed && wheelIsStale()) window.setTimeout(() => task(loadWheel), 0);
   }
+  return !failed;
 }
 
 // The sliders moved while something else ran: the wheel shows old settings.
@@ -181,6 +218,22 @@ function renderText() {
   renderTokens(ui.text, state.prompt, state.history, (token) => {
     ui.tokenInfo.textContent = describe(token);
   });
+  ui.plainText.textContent = state.currentText;
+  const plain = ui.plain.checked;
+  ui.text.hidden = plain;
+  ui.plainText.hidden = !plain;
+  // a text box that scrolls needs a tab stop of its own when no token chip gives it one
+  const scrolls = ui.textBox.scrollHeight > ui.textBox.clientHeight;
+  const chips = !plain && state.history.length > 0;
+  if (scrolls && !chips) ui.textBox.tabIndex = 0;
+  else ui.textBox.removeAttribute("tabindex");
+  ui.textBox.scrollTop = ui.textBox.scrollHeight;
+}
+
+function keepText(result) {
+  state.history = result.token_history;
+  state.currentText = result.current_text;
+  renderText();
 }
 
 // ---------------------------------------------------------------- the wheel
@@ -194,84 +247,183 @@ async function loadWheel() {
   if (ask !== state.wheelRequest) return; // a newer request is on its way
   state.probs = probs;
   state.version = probs.version;
-  renderWheelSummary(probs);
+  state.currentText = probs.current_text;
+  drawWheel();
+}
+
+function drawWheel() {
+  const probs = state.probs;
+  if (!probs) return;
   wheel.draw(probs);
+  state.shown = null;
+  renderWedgeHint();
+  renderWheelSummary(probs);
+  renderTemperatureNote(probs);
   renderOther(probs);
 }
 
-function showWedge(wedge) {
-  if (!wedge) return;
-  if (wedge.kind === "token") {
-    const t = wedge.token;
-    ui.wedgeInfo.textContent =
-      `${quoted(t)}: ${percent(t.probability)}, number ${wedge.index + 1} on ` +
-      `the wheel, token id ${t.token_id}`;
-  } else {
-    const o = wedge.other;
-    ui.wedgeInfo.textContent =
-      `Other: ${count(o.token_count)} tokens, ${percent(o.total_probability)} together; ` +
-      "landing here draws one of them";
+function itemText(item) {
+  if (item.kind === "rest") {
+    return t("wedge.rest", { count: item.rest.count, share: percent(item.rest.share) });
   }
+  const { token } = item;
+  return t(`wedge.${item.kind}`, {
+    token: quoted(token),
+    share: percent(token.probability),
+    rank: item.rank,
+    id: String(token.token_id), // an id, not a quantity: no digit grouping
+    threshold: thresholdText(state.probs.threshold),
+  });
 }
 
-const WEDGE_HINT = "Point at a wedge, or focus it with the keyboard, to read it.";
+function showItem(item, { armed, hover = false }) {
+  // on a touch screen a tap also "hovers": the tap itself says what to show
+  if (!item || (hover && touched)) return;
+  state.shown = { item, armed };
+  ui.wedgeInfo.textContent = armed ? `${itemText(item)} ${t("wedge.tapAgain")}` : itemText(item);
+}
+
+// A first tap chose a wedge: a button picks it too (the second action a tap needs).
+function armItem(item) {
+  ui.wedgePick.hidden = !item;
+  if (!item) return;
+  touched = true;
+  ui.wedgePick.textContent =
+    item.kind === "rest"
+      ? t("wedge.pickRest")
+      : t("wedge.pickToken", { token: quoted(item.token) });
+}
+
+function renderWedgeHint() {
+  if (state.shown) showItem(state.shown.item, { armed: state.shown.armed });
+  else ui.wedgeInfo.textContent = t(touched ? "wedge.hintTouch" : "wedge.hint");
+}
 
 function renderWheelSummary(probs) {
-  ui.wedgeInfo.textContent = WEDGE_HINT;
   const other = probs.other_category;
-  ui.wheelSummary.textContent =
-    `${probs.above_threshold_tokens.length} tokens at or above ${thresholdText(probs.threshold)} ` +
-    `(${percent(probs.total_above_threshold_probability)} together) and ` +
-    `${count(other.token_count)} in Other, of ${count(probs.vocabulary_size)} in the vocabulary.`;
+  const drawn = drawnSummary(wheel.items);
+  const parts = [
+    t("summary.head", {
+      count: probs.above_threshold_tokens.length,
+      threshold: thresholdText(probs.threshold),
+      share: percent(probs.total_above_threshold_probability),
+    }),
+  ];
+  if (other.token_count > 0) {
+    parts.push(
+      t("summary.other", { count: other.token_count, share: percent(other.total_probability) }),
+    );
+  }
+  ui.wheelSummary.textContent = parts.join(" ");
+  ui.wheelSummary.dataset.tokenWedges = String(drawn.tokens);
+  // what the thin grey wedges inside Other are, beside the Other list
+  const rest = Math.max(other.total_probability - drawn.sampleShare, 0);
+  ui.otherDrawn.textContent = !other.token_count
+    ? ""
+    : drawn.samples
+      ? t("summary.drawn", {
+          count: drawn.samples,
+          share: percent(drawn.sampleShare),
+          rest: percent(rest),
+          smallest: thresholdText(SMALLEST_DRAWN),
+        })
+      : t("summary.noneDrawn", { smallest: thresholdText(SMALLEST_DRAWN) });
+}
+
+// What the temperature did to the wheel, in words: how likely the favourite is now, and
+// how much the ten most likely tokens hold together (most at a low temperature, little at
+// a high one).
+function renderTemperatureNote(probs) {
+  const ranked = [...probs.above_threshold_tokens, ...probs.other_category.sample_tokens];
+  if (!ranked.length) {
+    ui.temperatureNote.textContent = "";
+    return;
+  }
+  const T = probs.temperature;
+  const top = ranked[0];
+  const key = T < 1 ? "temperature.sharper" : T > 1 ? "temperature.flatter" : "temperature.model";
+  const ten = ranked.slice(0, 10);
+  const share = ten.reduce((sum, token) => sum + token.probability, 0);
+  ui.temperatureNote.textContent = `${t(key, {
+    temperature: decimal(T),
+    token: quoted(top),
+    share: percent(top.probability),
+  })} ${t("temperature.top", { count: ten.length, share: percent(share) })}`;
 }
 
 function renderOther(probs) {
   const other = probs.other_category;
-  ui.otherSummary.textContent = `${count(other.token_count)} tokens, ${percent(
-    other.total_probability,
-  )} together.`;
+  ui.otherSummary.textContent = t("other.summary", {
+    count: other.token_count,
+    share: percent(other.total_probability),
+  });
   // keep the keyboard focus on the same place in the list when it is rebuilt
   const buttons = [...ui.otherList.querySelectorAll("button")];
   const focused = buttons.indexOf(document.activeElement);
   ui.otherList.replaceChildren();
-  for (const token of other.sample_tokens) {
+  for (const token of other.sample_tokens.slice(0, OTHER_LISTED)) {
     const item = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
     button.className = "other-token";
-    button.setAttribute(
-      "aria-label",
-      `Pick ${spokenToken(token.token_text)}, ${percent(token.probability)}`,
-    );
+    button.dataset.tokenId = String(token.token_id);
+    // named by what it shows (the token, its probability), "Pick" said before it
+    const verb = document.createElement("span");
+    verb.className = "visually-hidden";
+    verb.textContent = `${t("other.pick")} `;
     const text = document.createElement("span");
     text.className = "other-text";
     showToken(text, token);
     const p = document.createElement("span");
     p.className = "other-p";
     p.textContent = percent(token.probability);
-    button.append(text, p);
+    button.append(verb, text, p);
     button.addEventListener("click", () => {
-      if (usable(button)) task(() => append({ token_id: token.token_id }, "Picked"));
+      if (usable(button)) task(() => append({ token_id: token.token_id }, "status.picked"));
     });
     item.appendChild(button);
     ui.otherList.appendChild(item);
   }
   const again = ui.otherList.querySelectorAll("button");
   if (focused >= 0 && again.length) again[Math.min(focused, again.length - 1)].focus();
+  refreshButtons();
 }
 
 // ---------------------------------------------------------------- actions
 
+// Ask before a new prompt replaces the text: {keep | reset} from the dialog.
+function confirmReset(tokens) {
+  ui.confirmText.textContent = t("confirm.text", { count: tokens });
+  ui.confirm.returnValue = "";
+  ui.confirm.showModal();
+  return new Promise((resolve) => {
+    ui.confirm.addEventListener("close", () => resolve(ui.confirm.returnValue === "reset"), {
+      once: true,
+    });
+  });
+}
+
 async function start(event) {
-  event.preventDefault();
+  event?.preventDefault();
   if (!usable(ui.start)) return;
   const prompt = ui.prompt.value;
   if (!prompt.trim()) {
     ui.prompt.focus();
-    showError(new ApiError(400, { error: "No prompt", message: "Type a prompt first." }));
+    state.error = null;
+    ui.messageTitle.textContent = t("error.noPrompt.title");
+    ui.messageText.textContent = t("error.noPrompt.text");
+    ui.message.dataset.kind = "request";
+    ui.message.hidden = false;
     return;
   }
-  await task(async () => {
+  // Start never throws away work without asking: the text the student built stays
+  // unless they say so (it stays in the session's history for the teacher either way).
+  if (state.session && state.history.length > 0 && !(await confirmReset(state.history.length))) {
+    setStatus(() => t("status.kept"));
+    ui.prompt.focus();
+    return;
+  }
+  const started = await task(async () => {
     clearMessage();
     const model = ui.model.value;
     const classCode = ui.classCode.value.trim();
@@ -280,8 +432,8 @@ async function start(event) {
       const info = state.models.find((m) => m.id === model);
       setStatus(
         info && !info.loaded
-          ? `Loading ${info.name}; the first session on a model can take half a minute…`
-          : "Starting a session…",
+          ? () => t("status.loadingModel", { model: info.name })
+          : () => t("status.starting"),
       );
       const body = { model_name: model };
       if (classCode) body.class_code = classCode; // only when the student typed one
@@ -291,23 +443,30 @@ async function start(event) {
       if (info) info.loaded = true;
       showSession();
     }
-    setStatus("Setting the prompt…");
+    setStatus(() => t("status.settingPrompt"));
     const set = await call("POST", `/api/sessions/${state.session.id}/set-prompt`, { prompt });
     state.version = set.version;
     state.prompt = prompt;
     state.history = [];
+    state.currentText = set.current_text;
+    state.landing = null;
     ui.landing.hidden = true;
     ui.play.hidden = false;
     renderText();
     await loadWheel();
-    setStatus("Ready: spin the wheel, or pick a wedge.");
+    const code = state.session.classCode;
+    setStatus(() => (code ? t("status.readyClass", { code }) : t("status.ready")));
   });
+  if (started) {
+    if (narrow.matches) ui.play.scrollIntoView({ block: "start" });
+    ui.spin.focus({ preventScroll: narrow.matches });
+  }
 }
 
 // A choice is made on the wheel on screen: it names that wheel's version, so a session
 // changed meanwhile (another tab) answers 409 instead of taking a token from a wheel the
 // student never saw.
-async function append(body, verb) {
+async function append(body, said) {
   clearMessage();
   const { temperature, threshold, version } = state.probs;
   const result = await call("POST", `/api/sessions/${state.session.id}/append-token`, {
@@ -317,36 +476,50 @@ async function append(body, verb) {
     expected_version: version,
   });
   state.version = result.version;
-  state.history = result.token_history;
-  renderText();
+  keepText(result);
   const token = result.appended_token;
-  setStatus(`${verb} ${quoted(token)} (${percent(token.probability)}).`);
+  setStatus(() => t(said, { token: quoted(token), share: percent(token.probability) }));
   await loadWheel();
 }
 
-function pickWedge(wedge) {
-  if (wedge.kind === "other") {
-    task(() => append({ category: "other" }, "Drew from Other:"));
-  } else {
-    task(() => append({ token_id: wedge.token.token_id }, "Picked"));
-  }
+function pickItem(item) {
+  if (item.kind === "rest") task(() => append({ category: "other" }, "status.drawn"));
+  else task(() => append({ token_id: item.token.token_id }, "status.picked"));
 }
 
-function landingText(result, probs) {
-  const { draw, angle, landed, appended_token: token } = result;
-  const head = `The draw ${draw.toFixed(4)} stopped the pointer at ${angle.toFixed(1)}°`;
-  if (landed.wedge === "token") {
-    return `${head}, in the wedge of ${quoted(token)} (${percent(
-      token.probability,
-    )}), which joins the text.`;
+function renderLanding() {
+  if (!state.landing) {
+    ui.landing.hidden = true;
+    return;
   }
-  const info = result.other_category_info;
-  return (
-    `${head}, in the Other wedge (${percent(probs.other_category.total_probability)}). ` +
-    `Inside it the same draw, rescaled, picked ${quoted(token)} ` +
-    `(${percent(token.probability)}, number ${count(info.selected_token_rank)} of ` +
-    `${count(info.token_count)} there).`
-  );
+  const { result, probs } = state.landing;
+  const { draw, angle, landed, appended_token: token } = result;
+  const where = {
+    draw: decimal(draw, 4),
+    angle: decimal(angle, 1),
+    token: quoted(token),
+    share: percent(token.probability),
+  };
+  if (landed.wedge === "token") ui.landingText.textContent = t("landing.token", where);
+  else {
+    const info = result.other_category_info;
+    ui.landingText.textContent = t("landing.other", {
+      ...where,
+      other: percent(probs.other_category.total_probability),
+      rank: count(info.selected_token_rank),
+      count: info.token_count,
+    });
+  }
+  ui.landing.hidden = false;
+}
+
+// On a phone the text is pinned above the wheel: scroll so that the pointer shows below it.
+function keepPointerInView() {
+  const pointer = ui.wheel.querySelector(".pointer").getBoundingClientRect();
+  const top = (narrow.matches ? Math.max(ui.textPanel.getBoundingClientRect().bottom, 0) : 0) + 8;
+  if (pointer.top < top || pointer.bottom > window.innerHeight) {
+    window.scrollBy({ top: pointer.top - top, behavior: "instant" });
+  }
 }
 
 function spin() {
@@ -355,22 +528,22 @@ function spin() {
     clearMessage();
     const probs = state.probs;
     const { temperature, threshold } = probs;
-    setStatus("Spinning…");
+    setStatus(() => t("status.spinning"));
     const result = await call("POST", `/api/sessions/${state.session.id}/spin`, {
       temperature,
       threshold,
       expected_version: probs.version,
     });
     state.version = result.version;
-    const reduced = reducedMotion.matches;
-    await wheel.spinTo(result.angle, reduced);
-    wheel.markLanded(result.landed.wedge_index);
-    state.history = result.token_history;
-    renderText();
-    ui.landingText.textContent = landingText(result, probs);
-    ui.landing.hidden = false;
+    keepPointerInView();
+    await wheel.spinTo(result.angle, reducedMotion.matches);
+    wheel.markLanded(result.landed.wedge_index, result.appended_token.token_id);
+    keepText(result);
+    state.landing = { result, probs };
+    renderLanding();
     const token = result.appended_token;
-    setStatus(`Landed on ${quoted(token)} (${percent(token.probability)}).`);
+    const share = percent(token.probability);
+    setStatus(() => t("status.landed", { token: quoted(token), share }));
     await new Promise((done) => window.setTimeout(done, PAUSE_AFTER_SPIN_MS));
     await loadWheel();
   });
@@ -384,10 +557,11 @@ function undo() {
       expected_version: state.version,
     });
     state.version = result.version;
-    state.history = result.token_history;
-    renderText();
+    keepText(result);
+    state.landing = null;
     ui.landing.hidden = true;
-    setStatus(`Removed ${quoted(result.removed_token)}.`);
+    const removed = result.removed_token;
+    setStatus(() => t("status.removed", { token: quoted(removed) }));
     await loadWheel();
   });
 }
@@ -398,9 +572,9 @@ async function reloadSession() {
   const now = await call("GET", `/api/sessions/${state.session.id}`);
   state.version = now.version;
   state.prompt = now.initial_prompt;
-  state.history = now.token_history;
+  state.landing = null;
   ui.landing.hidden = true;
-  renderText();
+  keepText(now);
   await loadWheel();
 }
 
@@ -414,36 +588,99 @@ function sliderChanged() {
   sliderTimer = window.setTimeout(() => task(loadWheel), 150);
 }
 
+// Enter (or Ctrl+Enter) in the prompt starts; Shift+Enter adds a new line.
+function promptKeys(event) {
+  if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+  event.preventDefault();
+  ui.setup.requestSubmit();
+}
+
 // ---------------------------------------------------------------- models
+
+function renderModels() {
+  const chosen = ui.model.value || state.defaultModel;
+  ui.model.replaceChildren();
+  if (!state.models.length) {
+    const none = state.defaultModel === null ? "model.loading" : "model.none";
+    ui.model.appendChild(new Option(t(none), ""));
+    return;
+  }
+  const away = [];
+  for (const model of state.models) {
+    const option = new Option(
+      model.available ? model.name : t("model.unavailable", { model: model.name }),
+      model.id,
+    );
+    option.disabled = !model.available;
+    option.selected = model.id === chosen;
+    if (!model.available) away.push(model.name);
+    ui.model.appendChild(option);
+  }
+  ui.modelNote.hidden = away.length === 0;
+  ui.modelNote.textContent = t("model.note", { count: away.length, models: away.join(", ") });
+}
 
 async function loadModels() {
   try {
     const result = await call("GET", "/api/models");
     state.models = result.models;
-    ui.model.replaceChildren();
-    for (const model of result.models) {
-      const option = document.createElement("option");
-      option.value = model.id;
-      option.textContent = model.available ? model.name : `${model.name} (unavailable)`;
-      option.disabled = !model.available;
-      if (model.reason) option.title = model.reason;
-      option.selected = model.id === result.default_model;
-      ui.model.appendChild(option);
-    }
+    state.defaultModel = result.default_model;
   } catch (error) {
-    ui.model.replaceChildren(new Option("No model available", ""));
+    state.defaultModel = "";
     showError(error);
   }
+  renderModels();
   refreshButtons();
 }
 
+// ---------------------------------------------------------------- language
+
+function relabel() {
+  if (ui.prompt.value === state.defaultPrompt) ui.prompt.value = t("setup.defaultPrompt");
+  state.defaultPrompt = t("setup.defaultPrompt");
+  showSettings();
+  renderModels();
+  showSession();
+  if (state.prompt !== null) renderText();
+  drawWheel();
+  renderLanding();
+  if (state.status) ui.status.textContent = state.status();
+  if (state.error && !ui.message.hidden) {
+    const info = explain(state.error);
+    ui.messageTitle.textContent = info.title;
+    ui.messageText.textContent = info.text;
+  }
+  ui.tokenInfo.textContent = "";
+}
+
+// ---------------------------------------------------------------- start
+
+translatePage();
+languageSwitch(ui.language);
+onLanguageChange(relabel);
+state.defaultPrompt = t("setup.defaultPrompt");
+ui.prompt.value = state.defaultPrompt;
+noteMotion();
+reducedMotion.addEventListener("change", noteMotion);
+ui.wheel.addEventListener("pointerdown", (event) => {
+  if (event.pointerType === "touch" && !touched) {
+    touched = true;
+    if (!state.shown) renderWedgeHint();
+  }
+});
 ui.setup.addEventListener("submit", start);
+ui.prompt.addEventListener("keydown", promptKeys);
 ui.spin.addEventListener("click", spin);
 ui.undo.addEventListener("click", undo);
+ui.wedgePick.addEventListener("click", () => {
+  if (usable(ui.wedgePick)) wheel.pickArmed();
+});
+ui.plain.addEventListener("change", renderText);
 ui.temperature.addEventListener("input", sliderChanged);
 ui.threshold.addEventListener("input", sliderChanged);
 ui.model.addEventListener("change", refreshButtons);
 ui.messageAction.addEventListener("click", () => ui.setup.requestSubmit());
 showSettings();
+renderModels();
 refreshButtons();
 loadModels();

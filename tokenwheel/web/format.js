@@ -1,5 +1,7 @@
-// How tokens and numbers are shown: tokens as the server's `display_text`, percentages,
-// colours.
+// How tokens and numbers are shown: tokens as the server's `display_text`; percentages,
+// counts, dates formatted for the page's language; colours.
+
+import { dateTimeFormat, numberFormat, t } from "./i18n.js";
 
 // The glyphs the server's `display_text` uses for whitespace (· space, ↵ new line, ⇥ tab,
 // ⇤ carriage return): drawn faintly.
@@ -51,65 +53,85 @@ export function showToken(parent, token, { max = Infinity, svg = false } = {}) {
 
 // A token in running text: its `display_text` in quotes, as the wheel shows it.
 export function quoted(token) {
-  return `“${token.display_text}”`;
+  return t("token.quoted", { text: token.display_text });
 }
 
 // Plain text in running text (a prompt, not a token): in quotes, as it is.
 export function quotedText(text) {
-  return `“${text}”`;
+  return t("token.quoted", { text });
 }
 
-// A threshold as a teacher would say it: 0.5%, 1%, 20%.
+// A share as a teacher would say it: 0.5%, 1%, 20% (at most one decimal).
 export function threshold(p) {
-  return `${Number((p * 100).toFixed(1))}%`;
+  return numberFormat({ style: "percent", maximumFractionDigits: 1 }).format(p);
 }
 
+// The catalog key of each character a screen reader should hear by name.
 const NAMES = new Map([
-  [".", "full stop"],
-  [",", "comma"],
-  ["!", "exclamation mark"],
-  ["?", "question mark"],
-  [":", "colon"],
-  [";", "semicolon"],
-  ["'", "apostrophe"],
-  ['"', "quotation mark"],
-  ["-", "hyphen"],
-  ["–", "dash"],
-  ["—", "dash"],
-  ["(", "opening bracket"],
-  [")", "closing bracket"],
-  ["…", "ellipsis"],
+  [".", "char.fullStop"],
+  [",", "char.comma"],
+  ["!", "char.exclamation"],
+  ["?", "char.question"],
+  [":", "char.colon"],
+  [";", "char.semicolon"],
+  ["'", "char.apostrophe"],
+  ['"', "char.quotation"],
+  ["-", "char.hyphen"],
+  ["–", "char.dash"],
+  ["—", "char.dash"],
+  ["(", "char.openingBracket"],
+  [")", "char.closingBracket"],
+  ["…", "char.ellipsis"],
 ]);
 
 // A token as a screen reader should say it: "mat, after a space", "comma".
 export function spokenToken(text) {
-  if (text === "") return "an empty token";
-  if (text === " ") return "a space";
-  if (text === "\n") return "a new line";
-  if (/^\s+$/.test(text)) return `${[...text].length} whitespace characters`;
+  if (text === "") return t("spoken.empty");
+  if (text === " ") return t("spoken.space");
+  if (text === "\n") return t("spoken.newline");
+  if (/^\s+$/.test(text)) return t("spoken.whitespace", { count: [...text].length });
   const lead = text.match(/^ +/);
   const rest = text.slice(lead ? lead[0].length : 0);
-  const body = NAMES.get(rest) ?? rest;
-  return lead ? `${body}, after a space` : body;
+  const body = NAMES.has(rest) ? t(NAMES.get(rest)) : rest;
+  return lead ? t("spoken.afterSpace", { token: body }) : body;
 }
 
+const SMALLEST_SHOWN = 0.00001; // below 0.001%: said as "< 0.001%", never 1e-5
+
+// A probability for people: one decimal from 10%, two from 0.1%, two significant digits
+// down to 0.001%, then "< 0.001%"; never scientific notation, never "100%" unless certain.
 export function percent(p) {
-  if (p >= 0.995) return "100%";
-  if (p >= 0.1) return `${(p * 100).toFixed(1)}%`;
-  if (p >= 0.001) return `${(p * 100).toFixed(2)}%`;
-  if (p >= 0.00001) return `${(p * 100).toPrecision(2)}%`;
-  if (p === 0) return "0%";
-  return `${(p * 100).toExponential(1)}%`;
+  const as = (options) => numberFormat({ style: "percent", ...options }).format;
+  if (p === 0) return as({ maximumFractionDigits: 0 })(0);
+  if (p >= 1) return as({ maximumFractionDigits: 0 })(1);
+  if (p >= 0.9995) return t("number.above", { value: as({ minimumFractionDigits: 1 })(0.999) });
+  if (p >= 0.1) return as({ minimumFractionDigits: 1, maximumFractionDigits: 1 })(p);
+  if (p >= 0.001) return as({ minimumFractionDigits: 2, maximumFractionDigits: 2 })(p);
+  if (p >= SMALLEST_SHOWN) return as({ maximumSignificantDigits: 2 })(p);
+  return t("number.below", { value: as({ minimumFractionDigits: 3 })(SMALLEST_SHOWN) });
 }
 
 export function count(n) {
-  return n.toLocaleString("en-US");
+  return numberFormat().format(n);
+}
+
+// A number with a fixed count of decimals (a temperature: 1.0, 0,3 in Spanish).
+export function decimal(x, digits = 1) {
+  return numberFormat({ minimumFractionDigits: digits, maximumFractionDigits: digits }).format(x);
+}
+
+export function dateTime(iso) {
+  return dateTimeFormat({ dateStyle: "medium", timeStyle: "medium" }).format(new Date(iso));
+}
+
+export function shortDateTime(iso) {
+  return dateTimeFormat({ dateStyle: "short", timeStyle: "short" }).format(new Date(iso));
 }
 
 // Likely tokens green, unlikely red, on a log scale from 1 in 10,000 to certain.
 export function probabilityHue(p) {
-  const t = Math.min(1, Math.max(0, (Math.log10(Math.max(p, 1e-12)) + 4) / 4));
-  return Math.round(8 + 122 * t);
+  const x = Math.min(1, Math.max(0, (Math.log10(Math.max(p, 1e-12)) + 4) / 4));
+  return Math.round(8 + 122 * x);
 }
 
 export function probabilityColour(p) {

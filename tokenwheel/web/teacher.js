@@ -1,26 +1,32 @@
 // The teacher page: a token, a class's sessions, one session stepped through version by
 // version with the wheel the student faced at each step, class statistics, downloads.
 // It uses only the REST API under /api; the token stays in this tab's sessionStorage.
+// Every word it shows comes from the catalogs (i18n.js).
 
 import { ApiError, STUDENT_ERRORS, call, explain, fetchFile, showMessage } from "./api.js";
 import {
   count,
+  dateTime,
+  decimal,
   percent,
   quoted,
   quotedText,
+  shortDateTime,
   showToken,
   threshold as thresholdText,
 } from "./format.js";
+import { languageSwitch, onLanguageChange, t, translatePage } from "./i18n.js";
 import { chosen, describe, renderTokens } from "./tokens.js";
-import { Wheel } from "./wheel.js";
+import { OTHER_TOP_K, Wheel } from "./wheel.js";
 
 const TOKEN_KEY = "tokenwheel.teacherToken";
 const PAGE_SIZE = 20;
 const DEFAULTS = { threshold: 0.01, temperature: 1.0 }; // the student API's defaults
-const OTHER_TOP_K = 0; // the teacher's wheel lists no Other tokens
+const PREVIEW_CHARS = 60; // of a prompt and a text in the list (the title has more)
 
 const $ = (id) => document.getElementById(id);
 const ui = {
+  language: $("language"),
   tokenForm: $("token-form"),
   token: $("token"),
   forget: $("forget"),
@@ -56,6 +62,8 @@ const ui = {
   wheelCaption: $("wheel-caption"),
   wedgeInfo: $("wedge-info"),
   timeline: $("timeline"),
+  timelineTitle: $("timeline-title"),
+  timelineMore: $("timeline-more"),
 };
 
 const state = {
@@ -67,9 +75,15 @@ const state = {
   session: null, // {id, latest, timeline}
   version: 0,
   stepRequest: 0,
+  list: null, // the last list answer, to redraw in another language
+  classStats: null,
+  sessionStats: null,
+  replay: null, // the step shown: {replay, plan, probs, error}
+  status: null, // () => the status line, in the current language
+  error: null,
 };
 
-const wheel = new Wheel($("wheel"), { onShow: (wedge) => showWedge(wedge) });
+const wheel = new Wheel($("wheel"), { onShow: (item) => showItem(item) });
 
 // ---------------------------------------------------------------- requests and errors
 
@@ -87,38 +101,32 @@ function teacher(path, query = {}) {
 
 // What each error means for a teacher, by status (the rest as for students).
 const TEACHER_ERRORS = {
-  401: () => ({
-    kind: "token",
-    title: "Wrong teacher token",
-    text: "The server did not accept this token. Type the value of TOKENWHEEL_TEACHER_TOKEN exactly.",
-  }),
-  403: () => ({
-    kind: "off",
-    title: "The teacher API is off",
-    text:
-      "This server has no teacher token. To enable the teacher page, start the server " +
-      "with TOKENWHEEL_TEACHER_TOKEN set to a long random secret, then type that secret here.",
-  }),
+  401: () => ({ kind: "token", title: t("error.token.title"), text: t("error.token.text") }),
+  403: () => ({ kind: "off", title: t("error.off.title"), text: t("error.off.text") }),
   404: (error, message) => ({
     kind: "missing",
-    title: "Not found",
-    text: message || "No such session or class: it may have been purged.",
+    title: t("error.missing.title"),
+    text: message || t("error.missing.text"),
   }),
   429: STUDENT_ERRORS[429], // says how long to wait (Retry-After)
 };
 
-function setStatus(text) {
-  ui.status.textContent = text;
+// The status line; `say` returns its words in the current language (null: empty).
+function setStatus(say) {
+  state.status = say;
+  ui.status.textContent = say ? say() : "";
 }
 
 function clearMessage() {
+  state.error = null;
   ui.message.hidden = true;
 }
 
 function showError(error) {
+  state.error = error;
   const info = explain(error, TEACHER_ERRORS);
   showMessage(ui, error, info);
-  setStatus("");
+  setStatus(null);
   if (info.kind === "token" || info.kind === "off") signOut(false);
 }
 
@@ -135,39 +143,40 @@ async function attempt(work) {
 
 // ---------------------------------------------------------------- small views
 
-function when(iso) {
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
-}
-
-function stat(list, label, value) {
+// One statistic: its name, its value and, under them, what it means in plain words.
+function stat(list, key, value) {
   const pair = document.createElement("div"); // a dt and its dd, one cell of the grid
+  pair.className = "stat";
+  pair.dataset.stat = key;
   const dt = document.createElement("dt");
-  dt.textContent = label;
+  dt.textContent = t(`stat.${key}`);
   const dd = document.createElement("dd");
   dd.textContent = value;
-  pair.append(dt, dd);
+  const help = document.createElement("dd");
+  help.className = "stat-help";
+  help.textContent = t(`stat.${key}.help`);
+  pair.append(dt, dd, help);
   list.appendChild(pair);
 }
 
 const maybe = (value, show) => (value === null || value === undefined ? "–" : show(value));
+const withRate = (n, rate) => t("stat.withRate", { count: count(n), rate: maybe(rate, percent) });
 
-function renderStatistics(list, stats, extra = []) {
+function renderStatistics(list, stats, isClass = false) {
   list.replaceChildren();
-  for (const [label, value] of extra) stat(list, label, value);
-  stat(list, "Tokens in the texts", count(stats.tokens_generated));
-  stat(list, "Tokens appended", count(stats.tokens_appended));
-  stat(list, "Undos", count(stats.undo_count));
-  stat(list, "Prompts set", count(stats.prompt_count));
-  stat(list, "Average probability", maybe(stats.average_probability, percent));
-  stat(list, "From Other", `${count(stats.other_count)} (${maybe(stats.other_rate, percent)})`);
+  if (!stats) return;
+  if (isClass) stat(list, "sessions", count(stats.session_count));
+  stat(list, "tokensNow", count(stats.tokens_generated));
+  stat(list, "tokensAdded", count(stats.tokens_appended));
+  stat(list, "undos", count(stats.undo_count));
+  stat(list, "prompts", count(stats.prompt_count));
+  stat(list, "averageProbability", maybe(stats.average_probability, percent));
+  stat(list, "topChoice", withRate(stats.top_choice_count, stats.top_choice_rate));
+  stat(list, "fromOther", withRate(stats.other_count, stats.other_rate));
   // every pick from the Other wedge, undone and reset ones too: how often Other was chosen
-  stat(list, "Other picked", `${count(stats.other_picks)} of ${count(stats.tokens_appended)}`);
-  stat(
-    list,
-    "Most likely token chosen",
-    `${count(stats.top_choice_count)} (${maybe(stats.top_choice_rate, percent)})`,
-  );
-  stat(list, "Perplexity", maybe(stats.perplexity, (p) => p.toFixed(2)));
+  const picks = { count: count(stats.other_picks), total: count(stats.tokens_appended) };
+  stat(list, "otherChosen", t("stat.ofTotal", picks));
+  stat(list, "perplexity", maybe(stats.perplexity, (p) => decimal(p, 2)));
 }
 
 function cell(row, content) {
@@ -194,7 +203,7 @@ function signIn(event) {
     sessionStorage.setItem(TOKEN_KEY, token);
     ui.token.value = "";
     ui.forget.hidden = false;
-    setStatus("Signed in. Filter by class code to see a class's statistics.");
+    setStatus(() => t("teacher.signedIn"));
   });
 }
 
@@ -208,7 +217,7 @@ function signOut(clearNotice = true) {
   state.session = null;
   if (clearNotice) {
     clearMessage();
-    setStatus("The token is forgotten.");
+    setStatus(() => t("teacher.forgotten"));
   }
   ui.token.focus();
 }
@@ -219,33 +228,74 @@ async function loadSessions(page) {
   const result = await teacher("/sessions", { ...state.query, page, page_size: PAGE_SIZE });
   state.page = result.page;
   state.total = result.total;
+  state.list = result;
   ui.find.hidden = false;
+  renderSessions();
+}
+
+function renderSessions() {
+  const result = state.list;
+  if (!result) return;
   ui.rows.replaceChildren();
   for (const record of result.sessions) ui.rows.appendChild(sessionRow(record));
   if (!result.sessions.length) {
     const row = document.createElement("tr");
-    cell(row, "No sessions match these filters.").colSpan = 7;
+    cell(row, t("list.none")).colSpan = 9;
     ui.rows.appendChild(row);
   }
   const pages = Math.max(1, Math.ceil(result.total / PAGE_SIZE));
-  ui.pageInfo.textContent = `Page ${state.page} of ${pages} · ${count(result.total)} sessions`;
+  ui.pageInfo.textContent = t("list.page", { page: state.page, pages, count: result.total });
   ui.pagePrev.disabled = state.page <= 1;
   ui.pageNext.disabled = state.page >= pages;
+}
+
+// The start of a text, cut to `max` characters.
+function head(text, max = PREVIEW_CHARS) {
+  const chars = [...text];
+  return chars.length > max ? `${chars.slice(0, max - 1).join("")}…` : text;
+}
+
+// The end of a text, cut to `max` characters: where the student got to.
+function tail(text, max = PREVIEW_CHARS) {
+  const chars = [...text];
+  return chars.length > max ? `…${chars.slice(-(max - 1)).join("")}` : text;
+}
+
+function preview(text, cut) {
+  const span = document.createElement("span");
+  span.className = "preview";
+  if (text === null || text === "") {
+    span.textContent = "–";
+    return span;
+  }
+  span.textContent = cut(text);
+  span.title = text;
+  return span;
 }
 
 function sessionRow(record) {
   const row = document.createElement("tr");
   row.dataset.sessionId = record.session_id;
-  cell(row, when(record.created_at));
+  cell(row, shortDateTime(record.created_at));
   cell(row, record.class_code ?? "–");
+  cell(row, preview(record.prompt, head)).className = "text-cell";
+  cell(row, preview(record.prompt === null ? "" : record.current_text, tail)).className =
+    "text-cell";
   cell(row, record.model_name);
-  cell(row, record.status).className = `state ${record.status}`;
+  cell(row, t(`state.${record.status}`)).className = `state ${record.status}`;
   cell(row, count(record.generated_count)).className = "number";
   cell(row, count(record.undo_count)).className = "number";
   const open = document.createElement("button");
   open.type = "button";
-  open.textContent = "Open";
-  open.setAttribute("aria-label", `Open session ${record.session_id.slice(0, 8)}`);
+  open.dataset.open = record.session_id;
+  // visible "Open", and which session for a screen reader (what it is about, when)
+  const more = document.createElement("span");
+  more.className = "visually-hidden";
+  more.textContent = ` ${t("list.openWhich", {
+    prompt: record.prompt === null ? "–" : head(record.prompt, 40),
+    created: shortDateTime(record.created_at),
+  })}`;
+  open.append(t("list.open"), more);
   open.addEventListener("click", () => attempt(() => openSession(record.session_id)));
   cell(row, open);
   return row;
@@ -278,13 +328,20 @@ async function loadModels() {
 
 async function loadClass(classCode) {
   state.classCode = classCode || null;
+  state.classStats = null;
   ui.classPanel.hidden = true;
   if (!classCode) return;
-  const stats = await teacher(`/classes/${encodeURIComponent(classCode)}/statistics`);
-  ui.classTitle.textContent = `Class ${classCode}`;
-  renderStatistics(ui.classStats, stats, [["Sessions", count(stats.session_count)]]);
-  renderFirstTokens(stats.first_tokens);
+  state.classStats = await teacher(`/classes/${encodeURIComponent(classCode)}/statistics`);
+  renderClass();
   ui.classPanel.hidden = false;
+}
+
+function renderClass() {
+  const stats = state.classStats;
+  if (!stats) return;
+  ui.classTitle.textContent = t("class.title", { code: state.classCode });
+  renderStatistics(ui.classStats, stats, true);
+  renderFirstTokens(stats.first_tokens);
 }
 
 function renderFirstTokens(groups) {
@@ -292,8 +349,7 @@ function renderFirstTokens(groups) {
   if (!groups.length) {
     const note = document.createElement("p");
     note.className = "hint";
-    note.textContent =
-      "First tokens are compared once two sessions share a wheel (same model, prompt and temperature).";
+    note.textContent = t("class.noFirstTokens");
     ui.firstTokens.appendChild(note);
     return;
   }
@@ -301,28 +357,31 @@ function renderFirstTokens(groups) {
     const table = document.createElement("table");
     table.className = "first-token-table";
     const caption = table.createCaption();
-    caption.textContent =
-      `First tokens after ${quotedText(group.prompt)} on ${group.model_name} at temperature ` +
-      `${group.temperature}: ${count(group.session_count)} sessions`;
-    const head = table.createTHead().insertRow();
-    for (const title of ["Token", "Chosen", "Expected", "Probability"]) {
+    caption.textContent = t("class.firstTokens", {
+      prompt: quotedText(group.prompt),
+      model: group.model_name,
+      temperature: decimal(group.temperature),
+      count: group.session_count,
+    });
+    const headRow = table.createTHead().insertRow();
+    for (const key of ["token", "chosen", "expected", "probability"]) {
       const th = document.createElement("th");
       th.scope = "col";
-      th.textContent = title;
-      head.appendChild(th);
+      th.textContent = t(`class.column.${key}`);
+      headRow.appendChild(th);
     }
     const body = table.createTBody();
     for (const token of group.tokens) {
       const row = body.insertRow();
       cell(row, firstToken(token));
       cell(row, count(token.observed)).className = "number";
-      cell(row, token.expected.toFixed(2)).className = "number";
+      cell(row, decimal(token.expected, 2)).className = "number";
       cell(row, percent(token.probability)).className = "number";
     }
     const rest = body.insertRow();
-    cell(rest, "tokens nobody chose");
-    cell(rest, "0").className = "number";
-    cell(rest, group.expected_unlisted.toFixed(2)).className = "number";
+    cell(rest, t("class.nobodyChose"));
+    cell(rest, count(0)).className = "number";
+    cell(rest, decimal(group.expected_unlisted, 2)).className = "number";
     cell(rest, "");
     ui.firstTokens.appendChild(table);
   }
@@ -347,25 +406,47 @@ function firstToken(token) {
 
 async function openSession(sessionId) {
   clearMessage();
-  setStatus("Opening the session…");
+  setStatus(() => t("teacher.opening"));
   const [detail, stats] = await Promise.all([
     teacher(`/sessions/${sessionId}`),
     teacher(`/sessions/${sessionId}/statistics`),
   ]);
   const record = detail.session;
-  state.session = { id: sessionId, latest: record.version, timeline: detail.timeline };
+  state.session = {
+    id: sessionId,
+    latest: record.version,
+    timeline: detail.timeline,
+    record,
+    prompt: detail.state.initial_prompt,
+  };
+  state.sessionStats = stats;
   document.body.dataset.session = sessionId;
-  ui.sessionTitle.textContent = `Session ${sessionId.slice(0, 8)}`;
-  ui.sessionMeta.textContent =
-    `${record.model_name}${record.class_code ? ` · class ${record.class_code}` : ""} · ` +
-    `${record.status} · created ${when(record.created_at)} · ${count(record.version)} events`;
-  renderStatistics(ui.sessionStats, stats);
+  renderSessionHead();
   renderTimeline(detail.timeline);
   ui.step.max = String(record.version);
   ui.sessionPanel.hidden = false;
   await goTo(record.version);
-  setStatus("Step through the session with Previous and Next, the slider or the arrow keys.");
+  setStatus(() => t("teacher.stepHint"));
   ui.sessionPanel.scrollIntoView({ block: "start" });
+  updateTimelineMore();
+}
+
+function renderSessionHead() {
+  const session = state.session;
+  if (!session) return;
+  const { record } = session;
+  ui.sessionTitle.textContent = session.prompt
+    ? t("session.titlePrompt", { prompt: quotedText(head(session.prompt, 80)) })
+    : t("session.titleNoPrompt", { id: session.id.slice(0, 8) });
+  ui.sessionMeta.textContent = t(record.class_code ? "session.metaClass" : "session.meta", {
+    model: record.model_name,
+    code: record.class_code,
+    status: t(`state.${record.status}`),
+    created: dateTime(record.created_at),
+    count: record.version,
+    id: session.id.slice(0, 8),
+  });
+  renderStatistics(ui.sessionStats, state.sessionStats);
 }
 
 function shorten(text, max = 120) {
@@ -379,35 +460,56 @@ function eventSummary(entry, parent) {
   const say = (text) => parent.append(text);
   switch (entry.type) {
     case "SessionCreated":
-      say(`Session created on ${p.model_name}${p.class_code ? `, class ${p.class_code}` : ""}`);
+      say(
+        p.class_code
+          ? t("event.createdClass", { model: p.model_name, code: p.class_code })
+          : t("event.created", { model: p.model_name }),
+      );
       break;
     case "SetPrompt": {
       const reset = state.session.timeline.some(
         (e) => e.type === "SetPrompt" && e.version < entry.version,
       );
-      say(`${reset ? "Prompt reset" : "Prompt set"}: ${quotedText(shorten(p.prompt))}`);
+      const prompt = quotedText(shorten(p.prompt));
+      say(t(reset ? "event.promptReset" : "event.promptSet", { prompt }));
       break;
     }
     case "TokenAppended": {
       const token = document.createElement("span");
       token.className = "token-text";
       showToken(token, entry.token_display);
-      say("Token ");
+      say(`${t("event.token")} `);
       parent.appendChild(token);
-      say(` ${percent(p.probability)}, rank ${count(p.rank)}, ${chosen(p)}`);
+      const facts = { share: percent(p.probability), rank: count(p.rank), how: chosen(p) };
+      say(` ${t("event.tokenFacts", facts)}`);
       break;
     }
-    case "Undone": {
-      const removed = entry.token_display ? ` ${quoted(entry.token_display)}` : "";
-      say(`Undo: removed${removed} (step ${p.undone_version})`);
+    case "Undone":
+      say(
+        entry.token_display
+          ? t("event.undone", { token: quoted(entry.token_display), step: p.undone_version })
+          : t("event.undoneUnknown", { step: p.undone_version }),
+      );
       break;
-    }
     case "SessionDeleted":
-      say("Deleted by the student");
+      say(t("event.deleted"));
       break;
     default:
       say(entry.type);
   }
+}
+
+// Below the timeline's box: how many steps are further down, as a button that scrolls
+// to them (the box scrolls on its own; without this a teacher may not see there is more).
+function updateTimelineMore() {
+  const box = ui.timeline;
+  const bottom = box.getBoundingClientRect().bottom;
+  const below = [...box.children].filter(
+    (item) => item.getBoundingClientRect().bottom > bottom + 1,
+  );
+  ui.timelineMore.hidden = below.length === 0;
+  ui.timelineMore.textContent = t("timeline.more", { count: below.length });
+  box.classList.toggle("has-more", below.length > 0);
 }
 
 function renderTimeline(timeline) {
@@ -430,19 +532,20 @@ function renderTimeline(timeline) {
       item.classList.add("undone");
       const badge = document.createElement("span");
       badge.className = "badge";
-      badge.textContent = "undone";
+      badge.textContent = t("timeline.undone");
       button.appendChild(badge);
     } else if (entry.in_final_text === false) {
       item.classList.add("cleared");
       const badge = document.createElement("span");
       badge.className = "badge";
-      badge.textContent = "cleared by a new prompt";
+      badge.textContent = t("timeline.cleared");
       button.appendChild(badge);
     }
     button.addEventListener("click", () => attempt(() => goTo(entry.version)));
     item.appendChild(button);
     ui.timeline.appendChild(item);
   }
+  ui.timelineTitle.textContent = t("timeline.title", { count: timeline.length });
 }
 
 // ---------------------------------------------------------------- stepping
@@ -454,27 +557,48 @@ async function goTo(version) {
   const ask = ++state.stepRequest;
   state.version = version;
   ui.step.value = String(version);
-  ui.stepValue.textContent = `Step ${version} of ${session.latest}`;
-  ui.step.setAttribute("aria-valuetext", `Step ${version} of ${session.latest}`);
+  const where = t("step.of", { step: version, count: session.latest });
+  ui.stepValue.textContent = where;
+  ui.step.setAttribute("aria-valuetext", where);
   ui.stepPrev.disabled = version <= 1;
   ui.stepNext.disabled = version >= session.latest;
   for (const item of ui.timeline.children) {
     const current = Number(item.dataset.version) === version;
-    if (current) item.setAttribute("aria-current", "step");
-    else item.removeAttribute("aria-current");
+    if (current) {
+      item.setAttribute("aria-current", "step");
+      keepInTimeline(item);
+    } else item.removeAttribute("aria-current");
   }
 
   const replay = await teacher(`/sessions/${session.id}/replay`, { version });
   if (ask !== state.stepRequest) return; // a newer step is on its way
-  const entry = replay.event;
-  ui.eventInfo.replaceChildren(`Step ${version}, ${when(entry.occurred_at)}: `);
-  eventSummary(entry, ui.eventInfo);
-  renderTokens(ui.replayText, replay.state.initial_prompt, replay.state.token_history, (t) => {
-    ui.tokenInfo.textContent = describe(t);
-  });
+  state.replay = { replay };
+  renderReplay();
   ui.tokenInfo.textContent = "";
   ui.replayText.dataset.version = String(version);
   await showWheel(ask, replay);
+}
+
+// The current step stays in sight inside the timeline's box (not the page).
+function keepInTimeline(item) {
+  const box = ui.timeline;
+  const top = item.offsetTop - box.offsetTop;
+  if (top < box.scrollTop) box.scrollTop = top;
+  else if (top + item.offsetHeight > box.scrollTop + box.clientHeight) {
+    box.scrollTop = top + item.offsetHeight - box.clientHeight;
+  }
+}
+
+function renderReplay() {
+  const { replay } = state.replay ?? {};
+  if (!replay) return;
+  const entry = replay.event;
+  const when = dateTime(entry.occurred_at);
+  ui.eventInfo.replaceChildren(`${t("step.when", { step: entry.version, when })} `);
+  eventSummary(entry, ui.eventInfo);
+  renderTokens(ui.replayText, replay.state.initial_prompt, replay.state.token_history, (token) => {
+    ui.tokenInfo.textContent = describe(token);
+  });
 }
 
 // Which wheel belongs to a step: for a token, the wheel it was chosen from (the text
@@ -488,7 +612,7 @@ function wheelPlan(replay) {
       version: event.version - 1,
       settings: { threshold: p.threshold, temperature: p.temperature },
       chosen: { ...p, ...event.token_display }, // the recorded token, with how it is shown
-      caption: `The wheel this token was chosen from`,
+      caption: "replay.captionChosen",
     };
   }
   if (at.deleted || at.initial_prompt === null) return null;
@@ -499,31 +623,21 @@ function wheelPlan(replay) {
   const settings = source
     ? { threshold: source.payload.threshold, temperature: source.payload.temperature }
     : DEFAULTS;
-  return {
-    version: event.version,
-    settings,
-    chosen: null,
-    caption: `The wheel after this step, at the settings of the student's ${
-      next ? "next" : source ? "last" : "(no)"
-    } token`,
-  };
+  let caption = "replay.captionDefaults";
+  if (source) caption = next ? "replay.captionNext" : "replay.captionLast";
+  return { version: event.version, settings, chosen: null, caption };
 }
 
 async function showWheel(ask, replay) {
   const plan = wheelPlan(replay);
-  const frame = ui.wheelFrame;
   wheel.svg.dataset.version = "";
   if (!plan) {
-    frame.hidden = true;
-    ui.wedgeInfo.textContent = "";
-    ui.wheelCaption.textContent = replay.state.deleted
-      ? "The student deleted the session here: no wheel."
-      : "No prompt yet: no wheel.";
+    state.replay = { replay, plan };
+    renderWheelCaption();
     wheel.svg.dataset.version = String(replay.version);
     return;
   }
   const { threshold, temperature } = plan.settings;
-  const settingsText = `temperature ${temperature.toFixed(1)}, threshold ${thresholdText(threshold)}`;
   let probs;
   try {
     probs = await teacher(`/sessions/${state.session.id}/next-token-probs`, {
@@ -535,48 +649,81 @@ async function showWheel(ask, replay) {
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 503) throw error;
     if (ask !== state.stepRequest) return;
-    frame.hidden = true;
-    ui.wheelCaption.textContent =
-      `The model cannot load here now, so the wheel cannot be drawn again (${error.body.message}). ` +
-      (plan.chosen ? `Recorded: ${describe(plan.chosen)}.` : "");
+    state.replay = { replay, plan, error };
+    renderWheelCaption();
     return;
   }
   if (ask !== state.stepRequest) return;
-  frame.hidden = false;
-  wheel.draw(probs);
-  let marked = "";
-  if (plan.chosen) {
-    const c = plan.chosen;
-    const index = wheel.wedges.findIndex((w) =>
-      c.category === "other" ? w.kind === "other" : w.token?.token_id === c.token_id,
-    );
-    wheel.markLanded(index);
-    marked =
-      c.category === "other"
-        ? ` The Other wedge is outlined: ${quoted(c)} came from it.`
-        : ` The chosen wedge, ${quoted(c)}, is outlined.`;
-  }
-  ui.wheelCaption.textContent =
-    `${plan.caption} (${settingsText}), computed again by the model for the text at step ` +
-    `${plan.version}; the events record only the chosen token.${marked}`;
-  ui.wedgeInfo.textContent = `${probs.above_threshold_tokens.length} wedges at or above ${thresholdText(
-    threshold,
-  )} and Other: ${count(probs.other_category.token_count)} tokens, ${percent(
-    probs.other_category.total_probability,
-  )} together.`;
+  state.replay = { replay, plan, probs };
+  drawReplayWheel();
   wheel.svg.dataset.version = String(replay.version);
 }
 
-function showWedge(wedge) {
-  if (!wedge) return;
-  ui.wedgeInfo.textContent =
-    wedge.kind === "token"
-      ? `${quoted(wedge.token)}: ${percent(wedge.token.probability)}, number ${
-          wedge.index + 1
-        } on the wheel`
-      : `Other: ${count(wedge.other.token_count)} tokens, ${percent(
-          wedge.other.total_probability,
-        )} together`;
+function drawReplayWheel() {
+  const { plan, probs } = state.replay ?? {};
+  if (!probs) return;
+  wheel.draw(probs);
+  if (plan.chosen) {
+    const c = plan.chosen;
+    const index =
+      c.category === "other"
+        ? wheel.wedges.findIndex((w) => w.kind === "other")
+        : wheel.wedges.findIndex((w) => w.token?.token_id === c.token_id);
+    wheel.markLanded(index, c.token_id);
+  }
+  renderWheelCaption();
+}
+
+function renderWheelCaption() {
+  const { replay, plan, probs, error } = state.replay ?? {};
+  if (!replay) return;
+  const frame = ui.wheelFrame;
+  if (!plan) {
+    frame.hidden = true;
+    ui.wedgeInfo.textContent = "";
+    ui.wheelCaption.textContent = t(replay.state.deleted ? "replay.deleted" : "replay.noPrompt");
+    return;
+  }
+  const { threshold, temperature } = plan.settings;
+  const settings = { temperature: decimal(temperature), threshold: thresholdText(threshold) };
+  if (error) {
+    frame.hidden = true;
+    ui.wedgeInfo.textContent = "";
+    const reason = t("replay.noModel", { reason: error.body.message ?? "" });
+    const recorded = plan.chosen
+      ? ` ${t("replay.recorded", { token: describe(plan.chosen) })}`
+      : "";
+    ui.wheelCaption.textContent = `${reason}${recorded}`;
+    return;
+  }
+  frame.hidden = false;
+  let marked = "";
+  if (plan.chosen) {
+    const key = plan.chosen.category === "other" ? "replay.markedOther" : "replay.marked";
+    marked = ` ${t(key, { token: quoted(plan.chosen) })}`;
+  }
+  ui.wheelCaption.textContent = `${t(plan.caption, { ...settings, step: plan.version })}${marked}`;
+  const other = probs.other_category;
+  ui.wedgeInfo.textContent = t("replay.wedges", {
+    count: probs.above_threshold_tokens.length,
+    threshold: thresholdText(threshold),
+    other: count(other.token_count),
+    share: percent(other.total_probability),
+  });
+}
+
+function showItem(item) {
+  if (!item) return;
+  if (item.kind === "rest") {
+    const share = percent(item.rest.share);
+    ui.wedgeInfo.textContent = t("wedge.rest", { count: item.rest.count, share });
+    return;
+  }
+  ui.wedgeInfo.textContent = t(item.kind === "token" ? "replay.wedgeToken" : "replay.wedgeSample", {
+    token: quoted(item.token),
+    share: percent(item.token.probability),
+    rank: item.rank,
+  });
 }
 
 function step(delta) {
@@ -587,13 +734,14 @@ let sliderTimer = 0;
 function sliderMoved() {
   window.clearTimeout(sliderTimer);
   const version = Number(ui.step.value);
-  ui.stepValue.textContent = `Step ${version} of ${state.session.latest}`;
+  ui.stepValue.textContent = t("step.of", { step: version, count: state.session.latest });
   sliderTimer = window.setTimeout(() => attempt(() => goTo(version)), 120);
 }
 
 function keydown(event) {
   if (!state.session || ui.sessionPanel.hidden) return;
-  if (event.target.closest?.("input, select, textarea, .wheel")) return; // their own keys
+  // these have keys of their own
+  if (event.target.closest?.("input, select, textarea, .wheel, [role=listbox]")) return;
   const moves = {
     ArrowLeft: state.version - 1,
     ArrowRight: state.version + 1,
@@ -614,7 +762,7 @@ function download(button) {
       ? `/api/teacher/classes/${encodeURIComponent(state.classCode)}/export?format=${format}`
       : `/api/teacher/sessions/${state.session.id}/export?format=${format}`;
   attempt(async () => {
-    setStatus("Preparing the download…");
+    setStatus(() => t("downloads.preparing"));
     const { blob, filename } = await fetchFile(path, auth());
     const url = URL.createObjectURL(blob);
     const link = document.createElement("a");
@@ -624,12 +772,42 @@ function download(button) {
     link.click();
     link.remove();
     window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    setStatus(`Downloaded ${filename}.`);
+    setStatus(() => t("downloads.done", { file: filename }));
   });
+}
+
+// ---------------------------------------------------------------- language
+
+function relabel() {
+  renderSessions();
+  renderClass();
+  if (state.session) {
+    renderSessionHead();
+    renderTimeline(state.session.timeline);
+    for (const item of ui.timeline.children) {
+      if (Number(item.dataset.version) === state.version) item.setAttribute("aria-current", "step");
+    }
+    const where = t("step.of", { step: state.version, count: state.session.latest });
+    ui.stepValue.textContent = where;
+    ui.step.setAttribute("aria-valuetext", where);
+    renderReplay();
+    if (state.replay?.probs) drawReplayWheel();
+    else renderWheelCaption();
+  }
+  if (state.status) ui.status.textContent = state.status();
+  if (state.error && !ui.message.hidden) {
+    const info = explain(state.error, TEACHER_ERRORS);
+    ui.messageTitle.textContent = info.title;
+    ui.messageText.textContent = info.text;
+  }
+  updateTimelineMore();
 }
 
 // ---------------------------------------------------------------- start
 
+translatePage();
+languageSwitch(ui.language);
+onLanguageChange(relabel);
 ui.tokenForm.addEventListener("submit", signIn);
 ui.forget.addEventListener("click", () => signOut());
 ui.filters.addEventListener("submit", search);
@@ -638,6 +816,11 @@ ui.pageNext.addEventListener("click", () => attempt(() => loadSessions(state.pag
 ui.stepPrev.addEventListener("click", () => step(-1));
 ui.stepNext.addEventListener("click", () => step(1));
 ui.step.addEventListener("input", sliderMoved);
+ui.timeline.addEventListener("scroll", updateTimelineMore, { passive: true });
+ui.timelineMore.addEventListener("click", () => {
+  ui.timeline.scrollBy({ top: ui.timeline.clientHeight * 0.8 });
+});
+window.addEventListener("resize", updateTimelineMore);
 document.addEventListener("keydown", keydown);
 for (const button of document.querySelectorAll(".download")) {
   button.addEventListener("click", () => download(button));

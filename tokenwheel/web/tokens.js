@@ -1,5 +1,7 @@
 // A text as both pages show it: the prompt, then one chip per generated token, coloured by
-// its probability, that says what it was when pointed at or focused.
+// its probability, that says what it was when pointed at or focused. The chips are one
+// tab stop (a listbox: the arrow keys, Home and End move between them) and never break
+// inside a token.
 
 import {
   count,
@@ -8,51 +10,109 @@ import {
   probabilityColour,
   quoted,
   showToken,
-  spokenToken,
 } from "./format.js";
-
-export const SELECTION = { spin: "spun", explicit: "picked", other: "drawn from Other" };
+import { t } from "./i18n.js";
 
 // How a token was chosen, in words: "spun", "picked, from the Other wedge".
 export function chosen(token) {
-  const from = token.sampled_from_other && token.selection !== "other" ? ", from the Other wedge" : "";
-  return `${SELECTION[token.selection] ?? token.selection}${from}`;
+  const how = t(`chosen.${token.selection}`);
+  const fromOther = token.sampled_from_other && token.selection !== "other";
+  return fromOther ? t("chosen.fromOther", { how }) : how;
 }
 
 // A token in words: `name(token)` says which (its quoted display text by default).
 export function describe(token, name = quoted) {
-  return (
-    `${name(token)}: token id ${token.token_id}, probability ` +
-    `${percent(token.probability)}, rank ${count(token.rank)}, ${chosen(token)}`
-  );
+  return t("token.describe", {
+    token: name(token),
+    id: String(token.token_id), // an id, not a quantity: no digit grouping
+    share: percent(token.probability),
+    rank: count(token.rank),
+    how: chosen(token),
+  });
 }
 
-function tokenChip(token, i, onShow) {
+function tokenChip(token, i, current) {
   const chip = document.createElement("span");
   chip.className = "tok";
-  chip.tabIndex = 0;
+  chip.setAttribute("role", "option");
+  chip.setAttribute("aria-selected", String(i === current));
+  chip.tabIndex = i === current ? 0 : -1;
   chip.dataset.tokenId = String(token.token_id);
   chip.dataset.index = String(i);
   chip.style.backgroundColor = probabilityColour(token.probability);
   chip.style.borderBottomColor = probabilityBorder(token.probability);
   chip.title = describe(token);
-  chip.setAttribute("aria-label", describe(token, (t) => spokenToken(t.token_text)));
   showToken(chip, token);
-  const show = () => onShow(token);
-  chip.addEventListener("mouseenter", show);
-  chip.addEventListener("focus", show);
   return chip;
 }
 
+const MOVES = {
+  ArrowRight: 1,
+  ArrowDown: 1,
+  ArrowLeft: -1,
+  ArrowUp: -1,
+};
+
 // Fill `container` with the prompt and the generated tokens; `onShow(token)` runs when a
-// chip is pointed at or focused.
+// chip is pointed at or focused. The chip that takes the tab stop is the one focused
+// last (kept across redraws while it exists), else the newest.
 export function renderTokens(container, prompt, history, onShow) {
+  const old = container.querySelector('.tok[tabindex="0"]');
+  const hadFocus = container.contains(document.activeElement);
+  let current = old ? Number(old.dataset.index) : history.length - 1;
+  if (current >= history.length || container.dataset.follow !== "false") {
+    current = history.length - 1;
+  }
   container.replaceChildren();
   const span = document.createElement("span");
   span.className = "prompt";
   span.textContent = prompt ?? "";
   container.appendChild(span);
-  history.forEach((token, i) => container.appendChild(tokenChip(token, i, onShow)));
   container.dataset.tokens = String(history.length);
-  container.scrollTop = container.scrollHeight;
+  if (history.length) {
+    const list = document.createElement("span");
+    list.className = "tokens";
+    list.setAttribute("role", "listbox");
+    list.setAttribute("aria-orientation", "horizontal");
+    list.setAttribute("aria-label", t("text.tokens", { count: history.length }));
+    history.forEach((token, i) => list.appendChild(tokenChip(token, i, current)));
+    const chips = [...list.children];
+    const focusChip = (i) => {
+      chips.forEach((chip, j) => {
+        chip.tabIndex = j === i ? 0 : -1;
+        chip.setAttribute("aria-selected", String(j === i));
+      });
+      // the newest chip keeps the tab stop as the text grows, unless another was chosen
+      container.dataset.follow = String(i === chips.length - 1);
+      chips[i].focus();
+    };
+    list.addEventListener("keydown", (event) => {
+      const chip = event.target.closest(".tok");
+      if (!chip) return;
+      const i = Number(chip.dataset.index);
+      let next = null;
+      if (event.key in MOVES) next = Math.min(Math.max(i + MOVES[event.key], 0), chips.length - 1);
+      if (event.key === "Home") next = 0;
+      if (event.key === "End") next = chips.length - 1;
+      if (next === null) return;
+      event.preventDefault();
+      focusChip(next);
+    });
+    list.addEventListener("focusin", (event) => {
+      const chip = event.target.closest(".tok");
+      if (chip) onShow(history[Number(chip.dataset.index)]);
+    });
+    list.addEventListener("mouseover", (event) => {
+      const chip = event.target.closest(".tok");
+      if (chip) onShow(history[Number(chip.dataset.index)]);
+    });
+    list.addEventListener("click", (event) => {
+      const chip = event.target.closest(".tok");
+      if (chip) focusChip(Number(chip.dataset.index));
+    });
+    container.appendChild(list);
+    if (hadFocus) chips[current].focus({ preventScroll: true });
+  }
+  const box = container.closest(".text-box") ?? container;
+  box.scrollTop = box.scrollHeight;
 }

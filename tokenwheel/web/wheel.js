@@ -1,9 +1,22 @@
 // The wheel: one SVG wedge per above-threshold token (most likely first, clockwise from
-// the top, sized by probability) and the Other wedge, which closes the circle. Wedges are
-// focusable buttons (one tab stop; arrow keys move between them, Enter or Space picks).
-// Without `onPick` the wheel only shows: wedges are images to read, not buttons.
+// the top, sized by probability) and the Other wedge, which closes the circle.
+//
+// Inside the Other wedge, its most likely tokens (the server's `sample_tokens`, asked
+// for with other_top_k) are drawn as thin wedges of their own, each at its true
+// probability, most likely first, from where Other begins; the rest of Other (every token
+// too unlikely to draw) fills the remainder, hatched. This is exactly how the server lays
+// out Other for a spin: a draw that lands in Other is rescaled to the Other wedge and walks
+// its tokens from the most to the least likely (inference/wheel.py), so the pointer stops
+// inside the thin wedge of the very token a spin draws from Other, or in the rest when
+// that token is too unlikely to be drawn. A grey band outside the rim marks all of Other.
+//
+// Drawn wedges ("items") are focusable buttons (one tab stop; arrow keys move between
+// them, Enter or Space picks; a mouse click picks). A tap on a touch screen reads a wedge
+// and a second tap on it picks it. Without `onPick` the wheel only shows: wedges are
+// images to read, not buttons. Labels live in their own layer, outside the buttons.
 
-import { count, percent, showToken, spokenToken } from "./format.js";
+import { percent, showToken, spokenToken } from "./format.js";
+import { t } from "./i18n.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const R = 100;
@@ -11,6 +24,11 @@ const LABEL_RADIUS = 60;
 const WIDE = 0.15; // wedges this share of the wheel or more get level labels
 const TURNS = 5; // full turns before the wheel settles
 const SPIN_MS = 3600;
+// Other's most likely tokens asked of the server (the API's maximum) ...
+export const OTHER_TOP_K = 100;
+// ... and drawn inside the Other wedge when at least this likely (0.1%: the lowest
+// threshold the slider offers, about a pixel at the rim)
+export const SMALLEST_DRAWN = 0.001;
 const PALETTE = [
   "#8ecae6",
   "#ffc857",
@@ -25,6 +43,7 @@ const PALETTE = [
   "#e9c46a",
   "#9bf6ff",
 ];
+const OTHER_PALETTE = ["#b9c5d8", "#dbe2ec"]; // Other's own tokens: greys, one after another
 
 function el(name, attrs = {}, parent = null) {
   const node = document.createElementNS(NS, name);
@@ -38,6 +57,8 @@ function point(fraction, radius) {
   return [radius * Math.sin(a), -radius * Math.cos(a)];
 }
 
+const f3 = (n) => n.toFixed(3);
+
 function slicePath(start, end) {
   if (end - start >= 1 - 1e-9) {
     return `M 0 ${-R} A ${R} ${R} 0 1 1 0 ${R} A ${R} ${R} 0 1 1 0 ${-R} Z`;
@@ -45,14 +66,27 @@ function slicePath(start, end) {
   const [x0, y0] = point(start, R);
   const [x1, y1] = point(end, R);
   const large = end - start > 0.5 ? 1 : 0;
-  const f = (n) => n.toFixed(3);
-  return `M 0 0 L ${f(x0)} ${f(y0)} A ${R} ${R} 0 ${large} 1 ${f(x1)} ${f(y1)} Z`;
+  return `M 0 0 L ${f3(x0)} ${f3(y0)} A ${R} ${R} 0 ${large} 1 ${f3(x1)} ${f3(y1)} Z`;
+}
+
+// A ring segment between radii r0 < r1 (the band that marks the Other wedge).
+function bandPath(start, end, r0, r1) {
+  const span = Math.min(end - start, 1 - 1e-6);
+  const [a, b] = point(start, r1);
+  const [c, d] = point(start + span, r1);
+  const [e, f] = point(start + span, r0);
+  const [g, h] = point(start, r0);
+  const large = span > 0.5 ? 1 : 0;
+  return (
+    `M ${f3(a)} ${f3(b)} A ${r1} ${r1} 0 ${large} 1 ${f3(c)} ${f3(d)} ` +
+    `L ${f3(e)} ${f3(f)} A ${r0} ${r0} 0 ${large} 0 ${f3(g)} ${f3(h)} Z`
+  );
 }
 
 const mod = (a, n) => ((a % n) + n) % n;
 
 // The wedges as the server lays them out for /spin: cumulative probabilities, the last
-// wedge ending at exactly one turn.
+// wedge ending at exactly one turn. `index` is the server's `landed.wedge_index`.
 export function layout(probs) {
   const wedges = [];
   let start = 0;
@@ -70,14 +104,66 @@ export function layout(probs) {
   return wedges;
 }
 
+// What is drawn: each token wedge; inside the Other wedge, its tokens of at least
+// SMALLEST_DRAWN (most likely first, at their true size) and then the rest of Other.
+// Each item: {kind: "token" | "sample" | "rest", wedge (the server's wedge index), start,
+// end, rank (1 = most likely; for the rest, the rank of its first token), token | other}.
+export function drawnItems(probs) {
+  const items = [];
+  for (const wedge of layout(probs)) {
+    if (wedge.kind === "token") {
+      items.push({ ...wedge, wedge: wedge.index, rank: wedge.index + 1 });
+      continue;
+    }
+    const other = wedge.other;
+    let start = wedge.start;
+    let shown = 0;
+    let share = 0;
+    for (const token of other.sample_tokens) {
+      // most likely first: once one is too small to draw, so are all that follow
+      if (token.probability < SMALLEST_DRAWN || start + token.probability >= 1) break;
+      const end = start + token.probability;
+      const rank = wedge.index + shown + 1;
+      items.push({ kind: "sample", wedge: wedge.index, token, start, end, rank });
+      start = end;
+      shown += 1;
+      share += token.probability;
+    }
+    const rest = {
+      count: other.token_count - shown,
+      share: Math.max(other.total_probability - share, 0),
+    };
+    if (rest.count > 0) {
+      const rank = wedge.index + shown + 1;
+      items.push({ kind: "rest", wedge: wedge.index, other, rest, start, end: 1, rank });
+    } else if (items.length) {
+      items[items.length - 1].end = 1;
+    }
+  }
+  return items;
+}
+
+// Summary of what is drawn: {tokens: wedges of one token, head, samples, drawnShare}.
+export function drawnSummary(items) {
+  const samples = items.filter((item) => item.kind === "sample");
+  return {
+    tokens: items.filter((item) => item.kind !== "rest").length,
+    samples: samples.length,
+    sampleShare: samples.reduce((sum, item) => sum + item.token.probability, 0),
+  };
+}
+
 export class Wheel {
-  constructor(svg, { onPick = null, onShow }) {
+  constructor(svg, { onPick = null, onShow, onArm = () => {} }) {
     this.svg = svg;
     this.onPick = onPick;
-    this.onShow = onShow; // a wedge was focused or hovered
+    this.onShow = onShow; // an item was focused, hovered or tapped: (item, {armed})
+    this.onArm = onArm; // a tap chose an item to pick with a second action (or null)
+    this.items = [];
     this.wedges = [];
     this.nodes = [];
     this.focusIndex = 0;
+    this.armed = null; // the index of the item a first tap read
     this.rotation = 0;
     this.enabled = true;
     this.animation = null;
@@ -85,78 +171,130 @@ export class Wheel {
     const defs = el("defs", {}, svg);
     const hatch = el(
       "pattern",
-      { id: "other-hatch", width: 6, height: 6, patternUnits: "userSpaceOnUse" },
+      { id: `${svg.id}-hatch`, width: 6, height: 6, patternUnits: "userSpaceOnUse" },
       defs,
     );
     el("rect", { width: 6, height: 6, fill: "#e4e4e7" }, hatch);
-    el("path", { d: "M -1 1 L 1 -1 M 0 6 L 6 0 M 5 7 L 7 5", stroke: "#c4c4cc" }, hatch);
+    el("path", { d: "M -1 1 L 1 -1 M 0 6 L 6 0 M 5 7 L 7 5", stroke: "#b4b4bd" }, hatch);
+    this.hatch = `url(#${svg.id}-hatch)`;
 
     this.rotor = el("g", { class: "rotor" }, svg);
     this.layer = el("g", { class: "wedges" }, this.rotor);
+    this.band = el("path", { class: "other-band", d: "", "aria-hidden": "true" }, this.rotor);
+    this.labels = el("g", { class: "labels", "aria-hidden": "true" }, this.rotor);
     this.landedRing = el("path", { class: "landed-ring", d: "" }, this.rotor);
-    this.focusRing = el("path", { class: "focus-ring", d: "" }, this.rotor);
+    this.focusRing = el("g", { class: "focus-ring" }, this.rotor);
+    this.focusOuter = el("path", { class: "focus-outer", d: "" }, this.focusRing);
+    this.focusInner = el("path", { class: "focus-inner", d: "" }, this.focusRing);
+    this.focusTick = el("path", { class: "focus-tick", d: "" }, this.focusRing);
     el("circle", { class: "rim", r: R }, svg);
     el("circle", { class: "hub", r: 7 }, svg);
-    el("path", { class: "pointer", d: "M -8 -113 L 8 -113 L 0 -95 Z" }, svg);
+    el(
+      "path",
+      { class: "pointer", "data-testid": "pointer", d: "M -8 -113 L 8 -113 L 0 -95 Z" },
+      svg,
+    );
 
+    // Chromium makes an SVG element with focus listeners a tab stop of its own: the wheel
+    // would take two Tabs (the svg, then its wedge). tabindex -1 keeps it out of the order.
+    svg.setAttribute("tabindex", "-1");
     svg.addEventListener("keydown", (event) => this.keydown(event));
+    svg.addEventListener("pointerdown", (event) => {
+      this.lastPointer = event.pointerType;
+    });
     svg.addEventListener("click", (event) => {
       const node = event.target.closest(".wedge");
-      if (node) this.pick(Number(node.dataset.index));
+      if (!node) return;
+      const index = Number(node.dataset.index);
+      const type = event.pointerType || this.lastPointer;
+      if (this.onPick && (type === "touch" || type === "pen")) this.tap(index);
+      else this.pick(index);
     });
     svg.addEventListener("focusin", (event) => {
       const node = event.target.closest(".wedge");
       if (!node) return;
-      this.showFocus(Number(node.dataset.index));
-      this.onShow(this.wedges[Number(node.dataset.index)]);
+      const index = Number(node.dataset.index);
+      this.focusIndex = index;
+      this.showFocus(index);
+      this.onShow(this.items[index], { armed: this.armed === index });
     });
     svg.addEventListener("mouseover", (event) => {
       const node = event.target.closest(".wedge");
-      if (node) this.onShow(this.wedges[Number(node.dataset.index)]);
+      if (node) this.onShow(this.items[Number(node.dataset.index)], { armed: false, hover: true });
     });
-    svg.addEventListener("focusout", () => this.focusRing.setAttribute("d", ""));
+    svg.addEventListener("focusout", () => {
+      if (this.armed === null) this.showFocus(null);
+    });
   }
 
   draw(probs) {
     const hadFocus = this.svg.contains(document.activeElement);
     this.cancelAnimation();
     this.setRotation(0);
+    this.disarm();
     this.landedRing.setAttribute("d", "");
-    this.focusRing.setAttribute("d", "");
+    this.showFocus(null);
     this.layer.replaceChildren();
+    this.labels.replaceChildren();
     this.wedges = layout(probs);
-    this.nodes = this.wedges.map((wedge, i) => this.drawWedge(wedge, i));
-    this.focusIndex = Math.min(this.focusIndex, this.nodes.length - 1);
+    this.items = drawnItems(probs);
+    this.nodes = this.items.map((item, i) => this.drawItem(item, i));
+    const other = this.wedges.find((w) => w.kind === "other");
+    this.band.setAttribute("d", other ? bandPath(other.start, other.end, R + 1.2, R + 5) : "");
+    this.band.setAttribute("fill", this.hatch);
+    this.focusIndex = Math.max(0, Math.min(this.focusIndex, this.nodes.length - 1));
     this.nodes.forEach((node, i) => node.setAttribute("tabindex", i === this.focusIndex ? 0 : -1));
     if (hadFocus) this.nodes[this.focusIndex]?.focus(); // the old wedges are gone
+    const summary = drawnSummary(this.items);
     this.svg.dataset.temperature = String(probs.temperature);
     this.svg.dataset.threshold = String(probs.threshold);
-    this.svg.dataset.wedges = String(this.nodes.length);
+    this.svg.dataset.wedges = String(this.wedges.length);
+    this.svg.dataset.tokenWedges = String(summary.tokens);
   }
 
-  drawWedge(wedge, i) {
+  // The accessible name (and tooltip) of an item.
+  itemName(item) {
+    const verb = this.onPick ? "pick" : "show";
+    if (item.kind === "rest") {
+      return t(`wheel.rest.${verb}`, { count: item.rest.count, share: percent(item.rest.share) });
+    }
+    const params = {
+      token: spokenToken(item.token.token_text),
+      share: percent(item.token.probability),
+      rank: item.rank,
+    };
+    return t(`wheel.${item.kind}.${verb}`, params);
+  }
+
+  drawItem(item, i) {
     const role = this.onPick ? "button" : "img";
     // thinner than ~1.5 units of rim (of 628): a border line would cover all its colour
-    const thin = 2 * Math.PI * R * (wedge.end - wedge.start) < 1.5 ? " thin" : "";
-    const g = el("g", { class: `wedge ${wedge.kind}${thin}`, role, "data-index": i });
-    const verb = this.onPick ? "Pick " : "";
-    const fill = wedge.kind === "other" ? "url(#other-hatch)" : PALETTE[i % PALETTE.length];
-    el("path", { class: "slice", d: slicePath(wedge.start, wedge.end), fill }, g);
-    let name;
-    if (wedge.kind === "token") {
-      const { token } = wedge;
-      name = `${verb}${spokenToken(token.token_text)}, ${percent(token.probability)}`;
-      this.label(g, wedge, token, percent(token.probability));
-      g.dataset.tokenId = String(token.token_id);
-    } else {
-      const { other } = wedge;
-      name =
-        `Other: ${count(other.token_count)} tokens, ${percent(other.total_probability)} ` +
-        (this.onPick ? "together. Pick to draw one of them" : "together");
-      this.label(g, wedge, null, percent(other.total_probability));
-    }
+    const thin = 2 * Math.PI * R * (item.end - item.start) < 1.5 ? " thin" : "";
+    const kind = item.kind === "token" ? "token" : `other ${item.kind}`;
+    const g = el("g", {
+      class: `wedge ${kind}${thin}`,
+      role,
+      "data-index": i,
+      "data-wedge": item.wedge, // the server's wedge index (the Other wedge for its parts)
+      "data-kind": item.kind,
+      "data-start": item.start, // fractions of a turn from the top, clockwise
+      "data-end": item.end,
+      "data-rank": item.rank,
+    });
+    let fill = PALETTE[i % PALETTE.length];
+    if (item.kind === "sample") fill = OTHER_PALETTE[(item.rank - item.wedge - 1) % 2];
+    if (item.kind === "rest") fill = this.hatch;
+    el("path", { class: "slice", d: slicePath(item.start, item.end), fill }, g);
+    const name = this.itemName(item);
     g.setAttribute("aria-label", name);
     el("title", {}, g).textContent = name;
+    if (item.token) {
+      g.dataset.tokenId = String(item.token.token_id);
+      this.label(item, item.token, percent(item.token.probability));
+    } else {
+      const share = percent(item.other.total_probability);
+      this.label(item, null, t("wheel.otherShare", { share }));
+    }
     this.layer.appendChild(g);
     return g;
   }
@@ -164,20 +302,20 @@ export class Wheel {
   // Wide wedges get a level two-line label (token, probability); narrow ones a label
   // along the radius, as large as the wedge allows; the thinnest none (their accessible
   // name and tooltip still say it all).
-  label(g, wedge, token, share) {
-    const span = wedge.end - wedge.start;
-    const mid = (wedge.start + wedge.end) / 2;
-    const attrs = { class: "label", "aria-hidden": "true" };
+  label(item, token, share) {
+    const span = item.end - item.start;
+    const mid = (item.start + item.end) / 2;
+    const attrs = { class: "label" };
     const write = (node, max) => {
-      if (token === null) node.textContent = "Other";
+      if (token === null) node.textContent = t("wheel.other");
       else showToken(node, token, { max, svg: true });
     };
     if (span >= WIDE) {
       const [x, y] = span >= 1 - 1e-9 ? [0, 40] : point(mid, 56);
-      const node = el("text", { ...attrs, x: x.toFixed(2), y: (y - 5).toFixed(2) }, g);
+      const node = el("text", { ...attrs, x: x.toFixed(2), y: (y - 5).toFixed(2) }, this.labels);
       node.setAttribute("font-size", "13");
       write(node, 10);
-      const line = el("text", { ...attrs, x: x.toFixed(2), y: (y + 9).toFixed(2) }, g);
+      const line = el("text", { ...attrs, x: x.toFixed(2), y: (y + 9).toFixed(2) }, this.labels);
       line.setAttribute("font-size", "10");
       line.classList.add("share");
       line.textContent = share;
@@ -187,7 +325,7 @@ export class Wheel {
     let size = Math.min(10, arc * 0.62);
     if (size < 4.2) return;
     const withShare = size >= 6.5;
-    const node = el("text", attrs, g);
+    const node = el("text", attrs, this.labels);
     write(node, withShare ? 9 : 12);
     if (withShare) el("tspan", { class: "share" }, node).textContent = ` ${share}`;
     size = Math.min(size, 76 / (0.62 * [...node.textContent].length));
@@ -207,9 +345,35 @@ export class Wheel {
   }
 
   pick(index) {
-    if (!this.onPick || !this.enabled || !this.wedges[index]) return;
+    if (!this.onPick || !this.enabled || !this.items[index]) return;
     this.moveFocus(index, false);
-    this.onPick(this.wedges[index]);
+    this.disarm();
+    this.onPick(this.items[index]);
+  }
+
+  // A tap reads a wedge; a second tap on the same wedge picks it.
+  tap(index) {
+    if (this.armed === index) {
+      this.pick(index);
+      return;
+    }
+    this.armed = index;
+    this.moveFocus(index, false);
+    this.showFocus(index);
+    this.svg.dataset.armed = String(index);
+    this.onShow(this.items[index], { armed: true });
+    this.onArm(this.items[index]);
+  }
+
+  disarm() {
+    if (this.armed === null) return;
+    this.armed = null;
+    delete this.svg.dataset.armed;
+    this.onArm(null);
+  }
+
+  pickArmed() {
+    if (this.armed !== null) this.pick(this.armed);
   }
 
   moveFocus(index, focus = true) {
@@ -219,9 +383,21 @@ export class Wheel {
     if (focus) this.nodes[this.focusIndex].focus();
   }
 
+  // A ring around the focused (or tapped) wedge, light inside dark so that it shows on
+  // any colour and on the black rim, and a tick outside the rim that finds thin wedges.
   showFocus(index) {
-    const wedge = this.wedges[index];
-    this.focusRing.setAttribute("d", wedge ? slicePath(wedge.start, wedge.end) : "");
+    const item = index === null ? null : this.items[index];
+    const d = item ? slicePath(item.start, item.end) : "";
+    this.focusOuter.setAttribute("d", d);
+    this.focusInner.setAttribute("d", d);
+    if (!item) {
+      this.focusTick.setAttribute("d", "");
+      return;
+    }
+    const mid = (item.start + item.end) / 2;
+    const [x0, y0] = point(mid, R + 2);
+    const [x1, y1] = point(mid, R + 10);
+    this.focusTick.setAttribute("d", `M ${f3(x0)} ${f3(y0)} L ${f3(x1)} ${f3(y1)}`);
   }
 
   keydown(event) {
@@ -233,11 +409,14 @@ export class Wheel {
       ArrowDown: index + 1,
       ArrowLeft: index - 1,
       ArrowUp: index - 1,
+      PageDown: Math.min(index + 10, this.nodes.length - 1),
+      PageUp: Math.max(index - 10, 0),
       Home: 0,
       End: this.nodes.length - 1,
     };
     if (event.key in moves) {
       event.preventDefault();
+      this.disarm();
       this.moveFocus(moves[event.key]);
     } else if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
@@ -245,10 +424,19 @@ export class Wheel {
     }
   }
 
-  markLanded(index) {
-    const wedge = this.wedges[index];
-    this.landedRing.setAttribute("d", wedge ? slicePath(wedge.start, wedge.end) : "");
+  // The spin's landing: `wedgeIndex` is the server's `landed.wedge_index`; in the Other
+  // wedge, the drawn token `tokenId` if it has a wedge of its own, else the rest.
+  markLanded(wedgeIndex, tokenId = null) {
+    const here = (item) => item.wedge === wedgeIndex;
+    let index = this.items.findIndex(
+      (item) => here(item) && item.kind !== "rest" && item.token.token_id === tokenId,
+    );
+    if (index < 0) index = this.items.findIndex((item) => here(item) && item.kind !== "sample");
+    if (index < 0) index = this.items.findIndex((item) => item.wedge === wedgeIndex);
+    const item = this.items[index];
+    this.landedRing.setAttribute("d", item ? slicePath(item.start, item.end) : "");
     this.nodes.forEach((node, i) => node.classList.toggle("landed", i === index));
+    return index;
   }
 
   setRotation(degrees) {
@@ -267,6 +455,7 @@ export class Wheel {
   // Turn the wheel so that `angle` (degrees clockwise from the top of the wheel) ends
   // under the pointer. With reduced motion it jumps there at once.
   async spinTo(angle, reducedMotion) {
+    this.disarm();
     const start = this.rotation;
     const settle = mod(-angle - start, 360);
     const target = start + (reducedMotion ? 0 : TURNS * 360) + settle;
@@ -276,6 +465,7 @@ export class Wheel {
       return;
     }
     this.cancelAnimation();
+    this.svg.dataset.spinning = "true";
     this.animation = this.rotor.animate(
       [{ transform: `rotate(${start}deg)` }, { transform: `rotate(${target}deg)` }],
       { duration: SPIN_MS, easing: "cubic-bezier(0.12, 0.65, 0.12, 1)", fill: "forwards" },
@@ -284,6 +474,8 @@ export class Wheel {
       await this.animation.finished;
     } catch {
       return; // cancelled by a redraw
+    } finally {
+      delete this.svg.dataset.spinning;
     }
     this.stopAt(target);
     this.cancelAnimation();
