@@ -815,6 +815,6 @@ def test_behind_a_balancer_a_lost_answer_is_retried_once_with_the_same_key(
     expect(page.locator("#message")).to_contain_text("The model has too much to do.")
     assert len(busy) == 1  # a server's own answer: shown, never sent again
     page.unroute(re.compile(r"/spin$"))
-    screenshot(page, "student-server-busy")
+    check(page, "student-server-busy")
     assert watch.expected_failures_only({502, 503}) == []
     assert watch.outside == []
