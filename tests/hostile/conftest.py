@@ -9,7 +9,6 @@ import http.client
 import json
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import fresh_schema
 from tests.system.server import Client, Server
 from tokenwheel.store.database import make_engine
 from tokenwheel.store.tables import events
@@ -132,15 +132,8 @@ class HostileServer:
 @pytest.fixture(scope="session")
 def pg_schema_url(pg_server: str) -> Iterator[str]:
     """A schema of its own in the test database, for the whole hostile suite."""
-    schema = f"hostile_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_server)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = sa.engine.make_url(pg_server).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
+    with fresh_schema(pg_server, "hostile") as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
