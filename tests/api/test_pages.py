@@ -185,6 +185,7 @@ TECHNICAL = {
     "Content-Type",
     "Content-Disposition",
     "Retry-After",
+    "Idempotency-Key",
     "Accept",
     "Authorization",
     "Bearer",
