@@ -162,6 +162,12 @@ class Prepared:
     def other_total(self, threshold: float) -> float:
         return math.fsum(p for p in self.probs if p < threshold)
 
+    def entropy_bits(self) -> float:
+        return max(
+            0.0,
+            -math.fsum(p * lp for p, lp in zip(self.probs, self.logp, strict=True)) / math.log(2.0),
+        )
+
     def tail_token(self, n_above: int, draw: float) -> int:
         """The token a uniform ``draw`` picks from the renormalized tail (inverse CDF)."""
         if n_above == len(self.probs):
@@ -303,6 +309,7 @@ class FakeModels:
             ),
             total_above_threshold_probability=math.fsum(prepared.probs[i] for i in head),
             vocabulary_size=len(prepared.probs),
+            entropy_bits=prepared.entropy_bits(),
         )
 
     def score(

@@ -104,6 +104,7 @@ def test_wheels_and_scores_agree(
                 assert close(
                     mine.total_above_threshold_probability, theirs.total_above_threshold_probability
                 )
+                assert math.isclose(mine.entropy_bits, theirs.entropy_bits, abs_tol=1e-12)
                 for token_id in range(len(VOCAB)):
                     a_score = fake.score("fake", ids, token_id, temperature, threshold)
                     b_score = real.score("fake", ids, token_id, temperature, threshold)

@@ -6,6 +6,7 @@ they are (the schemas' BuiltList): a hot path, measured (see ``fields.BuiltList`
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -72,6 +73,7 @@ def session_body(view: SessionView) -> dict[str, Any]:
         "current_text": view.current_text,
         "token_history": history(view),
         "generation_count": len(state.generated),
+        "log_probability": math.fsum(t.log_probability for t in state.generated),
         "created_at": state.created_at,
         "last_accessed": view.last_accessed,
         "version": state.version,
@@ -124,6 +126,8 @@ def distribution_body(result: DistributionResult) -> dict[str, Any]:
         },
         "total_above_threshold_probability": d.total_above_threshold_probability,
         "vocabulary_size": d.vocabulary_size,
+        "entropy_bits": d.entropy_bits,
+        "effective_choices": 2.0**d.entropy_bits,
         "version": view.state.version,
     }
 

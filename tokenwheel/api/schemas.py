@@ -70,7 +70,24 @@ class TokenHistorySchema(DisplayMixin):
     sampled_from_other = fields.Boolean(required=True)
     selection = fields.String(required=True, metadata={"description": "explicit | other | spin"})
     rank = fields.Integer(required=True, metadata={"description": "1 = most likely token."})
+    surprisal_bits = fields.Float(
+        required=True,
+        metadata={
+            "description": "How surprising the token was: -log2 of its recorded probability "
+            "(= -log_probability / ln 2)."
+        },
+    )
     selected_at = fields.DateTime(required=True)
+
+
+def text_log_probability() -> fields.Float:
+    return fields.Float(
+        required=True,
+        metadata={
+            "description": "Log-probability of the generated text given the prompt: the sum "
+            "of token_history's log_probability (natural log, as recorded; 0 with no tokens)."
+        },
+    )
 
 
 class SessionStateSchema(Schema):
@@ -82,6 +99,7 @@ class SessionStateSchema(Schema):
     current_text = fields.String(required=True)
     token_history = BuiltList(fields.Nested(TokenHistorySchema), required=True)
     generation_count = fields.Integer(required=True)
+    log_probability = text_log_probability()
     created_at = fields.DateTime(required=True)
     last_accessed = fields.DateTime(required=True)
     version = _version()
@@ -146,6 +164,17 @@ class NextTokenProbsSchema(Schema):
     other_category = fields.Nested(OtherCategorySchema, required=True)
     total_above_threshold_probability = fields.Float(required=True)
     vocabulary_size = fields.Integer(required=True)
+    entropy_bits = fields.Float(
+        required=True,
+        metadata={
+            "description": "Shannon entropy of the whole distribution at this temperature, in "
+            "bits (-sum p log2 p over the vocabulary), before any sampling rule."
+        },
+    )
+    effective_choices = fields.Float(
+        required=True,
+        metadata={"description": "2 ** entropy_bits: as uncertain as this many equal choices."},
+    )
     version = _version()
 
 

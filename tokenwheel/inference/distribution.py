@@ -7,6 +7,7 @@ head, so head + tail + counts always add up.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -101,6 +102,11 @@ class Prepared:
     def other_total(self, above: torch.Tensor) -> float:
         return float(self.probs[~above].sum())
 
+    def entropy_bits(self) -> float:
+        """-sum p log2 p over the whole vocabulary. A token with no chance adds 0
+        (p = 0 times the floored log-probability); never below 0 after rounding."""
+        return max(0.0, -float((self.probs * self.logp).sum()) / math.log(2.0))
+
 
 def _tokens(
     ids: list[int], prepared: Prepared, info_of: TokenInfoOf
@@ -146,6 +152,7 @@ def build_distribution(
         ),
         total_above_threshold_probability=float(prepared.probs[above].sum()),
         vocabulary_size=vocabulary,
+        entropy_bits=prepared.entropy_bits(),
     )
 
 

@@ -60,6 +60,8 @@ class Distribution:
     other_category: OtherCategory
     total_above_threshold_probability: float
     vocabulary_size: int
+    # Shannon entropy of the whole distribution at this temperature, in bits
+    entropy_bits: float
 
 
 @dataclass(frozen=True)
