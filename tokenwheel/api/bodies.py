@@ -112,6 +112,8 @@ def distribution_body(result: DistributionResult) -> dict[str, Any]:
         "probability": t.probability,
         "log_probability": t.log_probability,
         **display(t),
+        "kept": t.kept,
+        "sampling_probability": t.sampling_probability,
     }
     return {
         "session_id": view.session_id,
@@ -122,12 +124,14 @@ def distribution_body(result: DistributionResult) -> dict[str, Any]:
         "other_category": {
             "total_probability": d.other_category.total_probability,
             "token_count": d.other_category.token_count,
+            "kept_token_count": d.other_category.kept_token_count,
             "sample_tokens": [token(t) for t in d.other_category.sample_tokens],
         },
         "total_above_threshold_probability": d.total_above_threshold_probability,
         "vocabulary_size": d.vocabulary_size,
         "entropy_bits": d.entropy_bits,
         "effective_choices": 2.0**d.entropy_bits,
+        "sampling": asdict(d.sampling),
         "version": view.state.version,
     }
 

@@ -64,6 +64,12 @@ class TokenFacts:
     other_total_probability: float | None = None
     other_token_count: int | None = None
     selected_token_rank: int | None = None
+    # The sampling rules when it was chosen (off in events from before the rules) and its
+    # probability renormalized over the tokens they kept (null before the rules).
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    sampling_probability: float | None = None
 
     @property
     def surprisal_bits(self) -> float:
