@@ -31,11 +31,14 @@ from typing import TYPE_CHECKING
 
 from tokenwheel.inference.tokens import TokenInfo, visible
 from tokenwheel.inference.types import (
+    NO_RULES,
     Distribution,
     EmptyOtherError,
     InvalidTokenError,
     ModelInfo,
     OtherCategory,
+    SamplingRules,
+    SamplingSummary,
     ScoredToken,
     TokenProbability,
     UnknownModelError,
@@ -162,12 +165,19 @@ class Prepared:
     def other_total(self, threshold: float) -> float:
         return math.fsum(p for p in self.probs if p < threshold)
 
-    def tail_token(self, n_above: int, draw: float) -> int:
-        """The token a uniform ``draw`` picks from the renormalized tail (inverse CDF)."""
+    def entropy_bits(self) -> float:
+        return max(
+            0.0,
+            -math.fsum(p * lp for p, lp in zip(self.probs, self.logp, strict=True)) / math.log(2.0),
+        )
+
+    def tail_token(self, n_above: int, draw: float, probs: Sequence[float]) -> int:
+        """The token a uniform ``draw`` picks from the renormalized tail (inverse CDF),
+        each tail token as wide as ``probs`` says (the sampling probabilities)."""
         if n_above == len(self.probs):
             raise EmptyOtherError("The Other wedge is empty at this threshold.")
         tail_ids = self.order[n_above:]
-        tail_probs = [self.probs[i] for i in tail_ids]
+        tail_probs = [probs[i] for i in tail_ids]
         total = math.fsum(tail_probs)
         if total <= 0.0:
             raise EmptyOtherError("The Other wedge holds no probability at these settings.")
@@ -177,7 +187,7 @@ class Prepared:
             index -= 1
         return tail_ids[index]
 
-    def token(self, token_id: int, info: TokenInfo) -> TokenProbability:
+    def token(self, token_id: int, info: TokenInfo, sampling: Sampling) -> TokenProbability:
         return TokenProbability(
             token_id=token_id,
             token_text=info.text,
@@ -187,6 +197,65 @@ class Prepared:
             partial_utf8=info.partial_utf8,
             special=info.special,
             end_of_sequence=info.end_of_sequence,
+            kept=sampling.kept[token_id],
+            sampling_probability=sampling.probs[token_id],
+        )
+
+
+def kept_by_rules(scores: Sequence[float], rules: SamplingRules) -> list[bool]:
+    """``distribution.kept_by_rules`` in plain Python: top-k (every tie of the k-th kept),
+    top-p (from the least likely up, ties by id, cut while the running total is at most
+    1 - top_p, the last token always kept), min-p (below min_p times the largest
+    probability), each over the tokens the rules before it kept."""
+    n = len(scores)
+    alive = [True] * n
+    if rules.top_k > 0:
+        kth = sorted(scores, reverse=True)[min(rules.top_k, n) - 1]
+        alive = [x >= kth for x in scores]
+    if rules.top_p < 1.0:
+        probs = _softmax(scores, alive)
+        order = sorted(range(n), key=lambda i: (scores[i] if alive[i] else -math.inf, i))
+        cumulative = list(accumulate(probs[i] for i in order))
+        for position, i in enumerate(order[:-1]):
+            if cumulative[position] <= 1 - rules.top_p:
+                alive[i] = False
+    if rules.min_p > 0.0:
+        probs = _softmax(scores, alive)
+        top = max(probs)
+        keep = probs.index(top)
+        alive = [alive[i] and (probs[i] >= rules.min_p * top or i == keep) for i in range(n)]
+    return alive
+
+
+def _softmax(scores: Sequence[float], alive: Sequence[bool]) -> list[float]:
+    top = max(x for x, a in zip(scores, alive, strict=True) if a)
+    exps = [math.exp(x - top) if a else 0.0 for x, a in zip(scores, alive, strict=True)]
+    total = math.fsum(exps)
+    return [e / total for e in exps]
+
+
+class Sampling:
+    """``distribution.Sampling`` in plain Python."""
+
+    def __init__(self, prepared: Prepared, rules: SamplingRules) -> None:
+        self.rules = rules
+        if rules.off:
+            self.kept = [True] * len(prepared.probs)
+            self.probs = list(prepared.probs)
+            self.kept_probability = math.fsum(prepared.probs)
+        else:
+            self.kept = kept_by_rules(prepared.logp, rules)
+            kept_probs = [p if k else 0.0 for p, k in zip(prepared.probs, self.kept, strict=True)]
+            self.kept_probability = math.fsum(kept_probs)
+            self.probs = [p / self.kept_probability for p in kept_probs]
+
+    def summary(self) -> SamplingSummary:
+        return SamplingSummary(
+            top_k=self.rules.top_k,
+            top_p=self.rules.top_p,
+            min_p=self.rules.min_p,
+            kept_token_count=sum(self.kept),
+            kept_probability=self.kept_probability,
         )
 
 
@@ -287,30 +356,46 @@ class FakeModels:
         temperature: float,
         threshold: float,
         other_top_k: int,
+        rules: SamplingRules = NO_RULES,
     ) -> Distribution:
         model = self.get(model_id)
         prepared = self.prepared(model_id, ids, temperature)
+        sampling = Sampling(prepared, rules)
         head = prepared.head(threshold)
         samples = prepared.order[len(head) : len(head) + other_top_k]
         return Distribution(
             temperature=temperature,
             threshold=threshold,
-            above_threshold_tokens=tuple(prepared.token(i, model.token_info(i)) for i in head),
+            above_threshold_tokens=tuple(
+                prepared.token(i, model.token_info(i), sampling) for i in head
+            ),
             other_category=OtherCategory(
                 total_probability=prepared.other_total(threshold),
                 token_count=len(prepared.probs) - len(head),
-                sample_tokens=tuple(prepared.token(i, model.token_info(i)) for i in samples),
+                sample_tokens=tuple(
+                    prepared.token(i, model.token_info(i), sampling) for i in samples
+                ),
+                kept_token_count=sum(1 for i in prepared.order[len(head) :] if sampling.kept[i]),
             ),
             total_above_threshold_probability=math.fsum(prepared.probs[i] for i in head),
             vocabulary_size=len(prepared.probs),
+            entropy_bits=prepared.entropy_bits(),
+            sampling=sampling.summary(),
         )
 
     def score(
-        self, model_id: str, ids: Sequence[int], token_id: int, temperature: float, threshold: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        token_id: int,
+        temperature: float,
+        threshold: float,
+        rules: SamplingRules = NO_RULES,
     ) -> ScoredToken:
         model = self.get(model_id)
         model.check_token_id(token_id)
         prepared = self.prepared(model_id, ids, temperature)
+        sampling = Sampling(prepared, rules)
         p = prepared.probs[token_id]
         in_head = p >= threshold
         rank = sum(1 for q in prepared.probs if q > p) + 1
@@ -325,26 +410,45 @@ class FakeModels:
             other_total_probability=prepared.other_total(threshold),
             other_token_count=len(prepared.probs) - n_above,
             rank_in_other=None if in_head else rank - n_above,
+            kept=sampling.kept[token_id],
+            sampling_probability=sampling.probs[token_id],
         )
 
     def other_token(
-        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        temperature: float,
+        threshold: float,
+        draw: float,
+        rules: SamplingRules = NO_RULES,
     ) -> int:
         prepared = self.prepared(model_id, ids, temperature)
-        return prepared.tail_token(len(prepared.head(threshold)), draw)
+        sampling = Sampling(prepared, rules)
+        return prepared.tail_token(len(prepared.head(threshold)), draw, sampling.probs)
 
     def land_on_wheel(
-        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        temperature: float,
+        threshold: float,
+        draw: float,
+        rules: SamplingRules = NO_RULES,
     ) -> WheelLanding:
         prepared = self.prepared(model_id, ids, temperature)
+        sampling = Sampling(prepared, rules)
         head = prepared.head(threshold)
-        hit = wedge_for_draw(
-            [prepared.probs[i] for i in head], prepared.other_total(threshold), draw
-        )
+        tail = prepared.order[len(head) :]
+        if rules.off:
+            other_total = prepared.other_total(threshold)
+        else:
+            other_total = math.fsum(sampling.probs[i] for i in tail)
+        hit = wedge_for_draw([sampling.probs[i] for i in head], other_total, draw)
         if hit.draw_in_other is None:
             token_id = head[hit.index]
         else:
-            token_id = prepared.tail_token(len(head), hit.draw_in_other)
+            token_id = prepared.tail_token(len(head), hit.draw_in_other, sampling.probs)
         return WheelLanding(
             draw=draw,
             angle=360.0 * draw,

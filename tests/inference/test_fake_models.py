@@ -19,6 +19,7 @@ from tokenwheel.inference import distribution
 from tokenwheel.inference.types import (
     EmptyOtherError,
     InvalidTokenError,
+    SamplingRules,
     ScoredToken,
     TokenProbability,
     UnknownModelError,
@@ -104,6 +105,7 @@ def test_wheels_and_scores_agree(
                 assert close(
                     mine.total_above_threshold_probability, theirs.total_above_threshold_probability
                 )
+                assert math.isclose(mine.entropy_bits, theirs.entropy_bits, abs_tol=1e-12)
                 for token_id in range(len(VOCAB)):
                     a_score = fake.score("fake", ids, token_id, temperature, threshold)
                     b_score = real.score("fake", ids, token_id, temperature, threshold)
@@ -161,3 +163,60 @@ def test_text_and_errors_agree(both: tuple[FakeModels, RegistryOnFakeWeights]) -
     ):
         assert outcome(call, fake) == outcome(call, real)
     assert fake.default_model() == real.default_model() == ("fake", None)
+
+
+RULES = [
+    SamplingRules(top_k=1),
+    SamplingRules(top_k=4),
+    SamplingRules(top_p=0.5),
+    SamplingRules(top_p=0.9),
+    SamplingRules(min_p=0.1),
+    SamplingRules(min_p=0.6),
+    SamplingRules(top_k=6, top_p=0.8, min_p=0.05),
+]
+
+
+@pytest.mark.parametrize("rules", RULES, ids=str)
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
+def test_the_sampling_rules_agree(
+    both: tuple[FakeModels, RegistryOnFakeWeights], temperature: float, rules: SamplingRules
+) -> None:
+    fake, real = both
+    for prompt in PROMPTS:
+        ids = fake.encode_prompt("fake", prompt)
+        for threshold in (0.0, 0.08, 0.5):
+            mine = fake.distribution("fake", ids, temperature, threshold, 100, rules)
+            theirs = real.distribution("fake", ids, temperature, threshold, 100, rules)
+            assert mine.sampling.kept_token_count == theirs.sampling.kept_token_count
+            assert close(mine.sampling.kept_probability, theirs.sampling.kept_probability)
+            assert mine.other_category.kept_token_count == theirs.other_category.kept_token_count
+            for a, b in (
+                (mine.above_threshold_tokens, theirs.above_threshold_tokens),
+                (mine.other_category.sample_tokens, theirs.other_category.sample_tokens),
+            ):
+                for x, y in zip(a, b, strict=True):
+                    same_token(x, y)
+                    assert x.kept == y.kept
+                    assert close(x.sampling_probability, y.sampling_probability)
+            for token_id in range(len(VOCAB)):
+                a_score = fake.score("fake", ids, token_id, temperature, threshold, rules)
+                b_score = real.score("fake", ids, token_id, temperature, threshold, rules)
+                assert a_score.kept == b_score.kept
+                assert close(a_score.sampling_probability, b_score.sampling_probability)
+            for draw in DRAWS:
+                asked = ("fake", ids, temperature, threshold, draw, rules)
+                mine_o, theirs_o = (
+                    outcome(fake.other_token, *asked),
+                    outcome(real.other_token, *asked),
+                )
+                assert mine_o == theirs_o, (prompt, threshold, draw)
+                a, b = outcome(fake.land_on_wheel, *asked), outcome(real.land_on_wheel, *asked)
+                if isinstance(a, WheelLanding) and isinstance(b, WheelLanding):
+                    assert (a.wedge, a.wedge_index, a.token_id) == (
+                        b.wedge,
+                        b.wedge_index,
+                        b.token_id,
+                    ), (prompt, threshold, draw)
+                    assert close(a.start_angle, b.start_angle) and close(a.end_angle, b.end_angle)
+                else:
+                    assert a == b, (prompt, threshold, draw)

@@ -109,7 +109,9 @@ def other_not_rescaled(head: list[float], other: float, draw: float) -> wheel.We
     return hit if not hit.other else wheel.WedgeHit(hit.index, True, hit.start, hit.end, draw)
 
 
-def uniform_inside_other(prepared: distribution.Prepared, n_above: int, draw: float) -> int:
+def uniform_inside_other(
+    prepared: distribution.Prepared, n_above: int, draw: float, probs: object = None
+) -> int:
     """The Other wedge's draw spread evenly over its tokens, ignoring their sizes."""
     tail = prepared.order[n_above:]
     return int(tail[min(int(draw * tail.numel()), tail.numel() - 1)])

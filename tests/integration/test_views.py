@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from alembic import command
 
 from tests.streams import T0, A, B, C, D, E, F, build, sid
 from tokenwheel.domain import session as d
-from tokenwheel.domain.events import Event
+from tokenwheel.domain.events import Event, payload_of
 from tokenwheel.domain.statistics import session_statistics, timeline
 from tokenwheel.store import migrate
 from tokenwheel.store.database import make_engine
@@ -178,3 +180,31 @@ def test_text_with_nul_reads_the_same_in_the_views_of_both_databases(engine: sa.
     (summary,) = rows(engine, "SELECT prompt FROM session_summaries")
     assert summary["prompt"] == MARKER + '"The\\u0000cat"'
     assert decode_text(str(summary["prompt"])) == "The\x00cat"
+
+
+def test_token_events_show_the_sampling_rules_and_old_events_read_as_off(
+    engine: sa.Engine,
+) -> None:
+    ruled = dataclasses.replace(A, top_k=40, top_p=0.9, min_p=0.05, sampling_probability=0.625)
+    events = build(1, "The cat", ruled, B)
+    store_streams(engine, events)
+    # B as stored before the rules existed: its payload has none of their fields
+    old = {
+        k: v
+        for k, v in payload_of(events[-1]).items()
+        if k not in ("top_k", "top_p", "min_p", "sampling_probability")
+    }
+    cast = "CAST(:p AS JSONB)" if engine.dialect.name == "postgresql" else ":p"
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE events SET payload = {cast} WHERE session_id = :s AND version = :v"),
+            {"p": json.dumps(old), "s": sid(1), "v": events[-1].version},
+        )
+    got = rows(engine, "SELECT * FROM token_events ORDER BY event_id")
+    assert [(r["top_k"], r["top_p"], r["min_p"], r["sampling_probability"]) for r in got] == [
+        (40, 0.9, 0.05, 0.625),
+        (0, 1.0, 0.0, None),
+    ]
+    assert [r["token_id"] for r in got] == [A.token_id, B.token_id]
+    summary = rows(engine, "SELECT tokens_appended FROM session_summaries")
+    assert summary == [{"tokens_appended": 2}]

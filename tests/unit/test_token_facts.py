@@ -12,6 +12,7 @@ from tokenwheel.api import bodies
 from tokenwheel.api import schemas as s
 from tokenwheel.domain import session as d
 from tokenwheel.domain.events import (
+    DERIVED_FACT_NAMES,
     FACT_NAMES,
     TokenAppended,
     TokenFacts,
@@ -58,7 +59,9 @@ def test_the_history_entry_is_the_schemas_fields_filled_from_the_token() -> None
     history_fields = set(s.TokenHistorySchema().fields)
     shown_facts = history_fields - set(bodies.DISPLAY_FIELDS) - {"selected_at"}
     assert set(bodies.HISTORY_FACTS) == shown_facts
-    assert shown_facts <= set(FACT_NAMES)
+    assert shown_facts <= set(FACT_NAMES) | set(DERIVED_FACT_NAMES)
+    for name in DERIVED_FACT_NAMES:
+        assert isinstance(getattr(TokenFacts, name), property), name
     assert {f.name for f in fields(TokenFacts)} == set(FACT_NAMES)
 
 

@@ -6,6 +6,7 @@ they are (the schemas' BuiltList): a hot path, measured (see ``fields.BuiltList`
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -72,6 +73,7 @@ def session_body(view: SessionView) -> dict[str, Any]:
         "current_text": view.current_text,
         "token_history": history(view),
         "generation_count": len(state.generated),
+        "log_probability": math.fsum(t.log_probability for t in state.generated),
         "created_at": state.created_at,
         "last_accessed": view.last_accessed,
         "version": state.version,
@@ -110,6 +112,8 @@ def distribution_body(result: DistributionResult) -> dict[str, Any]:
         "probability": t.probability,
         "log_probability": t.log_probability,
         **display(t),
+        "kept": t.kept,
+        "sampling_probability": t.sampling_probability,
     }
     return {
         "session_id": view.session_id,
@@ -120,10 +124,14 @@ def distribution_body(result: DistributionResult) -> dict[str, Any]:
         "other_category": {
             "total_probability": d.other_category.total_probability,
             "token_count": d.other_category.token_count,
+            "kept_token_count": d.other_category.kept_token_count,
             "sample_tokens": [token(t) for t in d.other_category.sample_tokens],
         },
         "total_above_threshold_probability": d.total_above_threshold_probability,
         "vocabulary_size": d.vocabulary_size,
+        "entropy_bits": d.entropy_bits,
+        "effective_choices": 2.0**d.entropy_bits,
+        "sampling": asdict(d.sampling),
         "version": view.state.version,
     }
 

@@ -64,6 +64,46 @@ def _temperature(*, body: bool = False) -> fields.Float:
     )
 
 
+def _top_k(*, body: bool = False) -> fields.Integer:
+    kind = StrictInteger if body else fields.Integer
+    return kind(
+        load_default=rules.DEFAULT_TOP_K,
+        validate=validate.Range(min=0, max=rules.MAX_TOP_K),
+        metadata={
+            "description": "Sampling rule (transformers' TopKLogitsWarper): only the top_k "
+            "most likely tokens (every tie of the last one too) can be drawn. 0 = off."
+        },
+    )
+
+
+def _top_p(*, body: bool = False) -> fields.Float:
+    kind = StrictFloat if body else fields.Float
+    return kind(
+        load_default=rules.DEFAULT_TOP_P,
+        allow_nan=False,
+        validate=validate.Range(min=0.0, min_inclusive=False, max=1.0),
+        metadata={
+            "description": "Sampling rule (TopPLogitsWarper, after top_k): only the most "
+            "likely tokens whose probabilities add up to top_p can be drawn. Above 0, at "
+            "most 1; 1 = off."
+        },
+    )
+
+
+def _min_p(*, body: bool = False) -> fields.Float:
+    kind = StrictFloat if body else fields.Float
+    return kind(
+        load_default=rules.DEFAULT_MIN_P,
+        allow_nan=False,
+        validate=validate.Range(min=0.0, max=1.0, max_inclusive=False),
+        metadata={
+            "description": "Sampling rule (MinPLogitsWarper, after top_p): tokens below "
+            "min_p times the most likely token's probability cannot be drawn. 0 (off) up "
+            "to, not including, 1."
+        },
+    )
+
+
 class BuiltList(fields.List):
     """A list the view has already built in the documented shape, JSON-ready (times as
     ISO 8601 text), sent as it is: a wheel's tokens and a session's token history.

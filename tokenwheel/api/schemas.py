@@ -20,9 +20,12 @@ from .fields import (
     MutationHeadersSchema,
     StrictInteger,
     _expected_version,
+    _min_p,
     _seed,
     _temperature,
     _threshold,
+    _top_k,
+    _top_p,
     _version,
     class_code_field,
 )
@@ -70,7 +73,35 @@ class TokenHistorySchema(DisplayMixin):
     sampled_from_other = fields.Boolean(required=True)
     selection = fields.String(required=True, metadata={"description": "explicit | other | spin"})
     rank = fields.Integer(required=True, metadata={"description": "1 = most likely token."})
+    top_k = fields.Integer(required=True, metadata={"description": "Rule when chosen; 0 = off."})
+    top_p = fields.Float(required=True, metadata={"description": "Rule when chosen; 1 = off."})
+    min_p = fields.Float(required=True, metadata={"description": "Rule when chosen; 0 = off."})
+    sampling_probability = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Its probability renormalized over the tokens the rules kept (0 "
+            "if they cut it); null for tokens chosen before the rules existed."
+        },
+    )
+    surprisal_bits = fields.Float(
+        required=True,
+        metadata={
+            "description": "How surprising the token was: -log2 of its recorded probability "
+            "(= -log_probability / ln 2)."
+        },
+    )
     selected_at = fields.DateTime(required=True)
+
+
+def text_log_probability() -> fields.Float:
+    return fields.Float(
+        required=True,
+        metadata={
+            "description": "Log-probability of the generated text given the prompt: the sum "
+            "of token_history's log_probability (natural log, as recorded; 0 with no tokens)."
+        },
+    )
 
 
 class SessionStateSchema(Schema):
@@ -82,6 +113,7 @@ class SessionStateSchema(Schema):
     current_text = fields.String(required=True)
     token_history = BuiltList(fields.Nested(TokenHistorySchema), required=True)
     generation_count = fields.Integer(required=True)
+    log_probability = text_log_probability()
     created_at = fields.DateTime(required=True)
     last_accessed = fields.DateTime(required=True)
     version = _version()
@@ -118,11 +150,29 @@ class NextTokenQuerySchema(Schema):
     temperature = _temperature()
 
 
+class RuledNextTokenQuerySchema(NextTokenQuerySchema):
+    """The student's wheel: the wheel's settings and the sampling rules."""
+
+    top_k = _top_k()
+    top_p = _top_p()
+    min_p = _min_p()
+
+
 class TokenProbabilitySchema(DisplayMixin):
     token_id = fields.Integer(required=True)
     token_text = fields.String(required=True)
     probability = fields.Float(required=True)
     log_probability = fields.Float(required=True)
+    kept = fields.Boolean(
+        required=True, metadata={"description": "true if the sampling rules keep it."}
+    )
+    sampling_probability = fields.Float(
+        required=True,
+        metadata={
+            "description": "Its probability renormalized over the kept tokens (what a spin "
+            "draws with); 0 if the rules cut it; = probability with every rule off."
+        },
+    )
 
 
 class OtherCategorySchema(Schema):
@@ -130,7 +180,23 @@ class OtherCategorySchema(Schema):
         required=True, metadata={"description": "Sum of the probabilities below the threshold."}
     )
     token_count = fields.Integer(required=True)
+    kept_token_count = fields.Integer(
+        required=True, metadata={"description": "How many of its tokens the rules keep."}
+    )
     sample_tokens = BuiltList(fields.Nested(TokenProbabilitySchema), required=True)
+
+
+class SamplingSchema(Schema):
+    top_k = fields.Integer(required=True, metadata={"description": "0 = off."})
+    top_p = fields.Float(required=True, metadata={"description": "1 = off."})
+    min_p = fields.Float(required=True, metadata={"description": "0 = off."})
+    kept_token_count = fields.Integer(
+        required=True, metadata={"description": "Tokens of the whole vocabulary the rules keep."}
+    )
+    kept_probability = fields.Float(
+        required=True,
+        metadata={"description": "Their true probabilities, summed."},
+    )
 
 
 class NextTokenProbsSchema(Schema):
@@ -146,6 +212,22 @@ class NextTokenProbsSchema(Schema):
     other_category = fields.Nested(OtherCategorySchema, required=True)
     total_above_threshold_probability = fields.Float(required=True)
     vocabulary_size = fields.Integer(required=True)
+    entropy_bits = fields.Float(
+        required=True,
+        metadata={
+            "description": "Shannon entropy of the whole distribution at this temperature, in "
+            "bits (-sum p log2 p over the vocabulary), before any sampling rule."
+        },
+    )
+    effective_choices = fields.Float(
+        required=True,
+        metadata={"description": "2 ** entropy_bits: as uncertain as this many equal choices."},
+    )
+    sampling = fields.Nested(
+        SamplingSchema,
+        required=True,
+        metadata={"description": "The sampling rules asked for and what they keep."},
+    )
     version = _version()
 
 
@@ -161,6 +243,9 @@ class AppendTokenSchema(Schema):
     )
     threshold = _threshold(body=True)
     temperature = _temperature(body=True)
+    top_k = _top_k(body=True)
+    top_p = _top_p(body=True)
+    min_p = _min_p(body=True)
     expected_version = _expected_version()
 
     @validates_schema
@@ -211,6 +296,9 @@ class UndoSchema(Schema):
 class SpinSchema(Schema):
     threshold = _threshold(body=True)
     temperature = _temperature(body=True)
+    top_k = _top_k(body=True)
+    top_p = _top_p(body=True)
+    min_p = _min_p(body=True)
     expected_version = _expected_version()
     seed = _seed(
         "Seed for this spin's draw instead of the session's seed (the draw also depends "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokenwheel.inference.types import SamplingRules
 from tokenwheel.services import AppendRequest, SpinRequest
 
 from . import schemas as s
@@ -21,6 +22,12 @@ from .bodies import (
 from .concurrency import ETAG_HEADER, client_scope, expected_version, idempotency, versioned
 from .links import session_links
 from .services import student_sessions as service
+
+
+def rules(data: dict[str, Any]) -> SamplingRules:
+    """The sampling rules of a query or body (its schema filled in the defaults)."""
+    return SamplingRules(top_k=data["top_k"], top_p=data["top_p"], min_p=data["min_p"])
+
 
 blp = Blueprint(
     "sessions",
@@ -148,7 +155,7 @@ def set_prompt(body: dict[str, Any], headers: dict[str, Any], session_id: str) -
 
 
 @blp.route("/<session_id>/next-token-probs", methods=["GET"], links=LINKS)
-@blp.arguments(s.NextTokenQuerySchema, location="query")
+@blp.arguments(s.RuledNextTokenQuerySchema, location="query")
 @blp.response(200, s.NextTokenProbsSchema, headers=ETAG_HEADER)
 @blp.alt_response(400, schema=s.ApiErrorSchema, description="No prompt yet, or bad parameters.")
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
@@ -158,9 +165,11 @@ def next_token_probs(query: dict[str, Any], session_id: str) -> Any:
     One entry per token with probability >= `threshold` (most likely first) and one
     Other wedge holding the rest: its total probability, how many tokens it holds and its
     `other_top_k` most likely tokens. Head, tail and vocabulary counts always add up.
+    `top_k`, `top_p` and `min_p` mark which tokens a spin could draw (`kept`) and with
+    what probability (`sampling_probability`); `entropy_bits` is before the rules.
     """
     result = service().next_token_probs(
-        session_id, query["threshold"], query["temperature"], query["other_top_k"]
+        session_id, query["threshold"], query["temperature"], query["other_top_k"], rules(query)
     )
     return versioned(distribution_body(result))
 
@@ -191,6 +200,7 @@ def append_token(body: dict[str, Any], headers: dict[str, Any], session_id: str)
             category=body.get("category"),
             threshold=body["threshold"],
             temperature=body["temperature"],
+            rules=rules(body),
         ),
         expected_version(body, headers),
         idempotency(headers),
@@ -218,13 +228,20 @@ def spin(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
     exactly its probability. The token is recorded with `selection: "spin"` and the body
     has the append-token fields plus `draw`, `angle` and `landed`.
 
+    With sampling rules (`top_k`, `top_p`, `min_p`), the draw is made on the same wedges
+    each as wide as its kept tokens' renormalized probability: cut tokens are never drawn,
+    and the angles are on that sampling wheel.
+
     The draw is reproducible when the session was created with a `seed`, or when this
     request sends one: it depends only on the seed and the session's event count.
     """
     result = service().spin(
         session_id,
         SpinRequest(
-            threshold=body["threshold"], temperature=body["temperature"], seed=body.get("seed")
+            threshold=body["threshold"],
+            temperature=body["temperature"],
+            seed=body.get("seed"),
+            rules=rules(body),
         ),
         expected_version(body, headers),
         idempotency(headers),

@@ -16,6 +16,7 @@ from .schemas import (
     NextTokenQuerySchema,
     TextStatisticsSchema,
     TokenHistorySchema,
+    text_log_probability,
 )
 
 
@@ -171,6 +172,7 @@ class ArchivedStateSchema(Schema):
     current_text = fields.String(required=True)
     token_history = BuiltList(fields.Nested(TokenHistorySchema), required=True)
     generation_count = fields.Integer(required=True)
+    log_probability = text_log_probability()
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
     version = fields.Integer(required=True)

@@ -8,6 +8,7 @@ Version-1 payloads are documented for analysts in ``docs/events.md``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar
@@ -63,9 +64,24 @@ class TokenFacts:
     other_total_probability: float | None = None
     other_token_count: int | None = None
     selected_token_rank: int | None = None
+    # The sampling rules when it was chosen (off in events from before the rules) and its
+    # probability renormalized over the tokens they kept (null before the rules).
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    sampling_probability: float | None = None
+
+    @property
+    def surprisal_bits(self) -> float:
+        """-log2 of the recorded probability, from the recorded natural log-probability
+        (a token with no chance was recorded at the floor, so this stays finite). Derived,
+        not stored: old events have it too."""
+        return -self.log_probability / math.log(2.0)
 
 
 FACT_NAMES = tuple(f.name for f in fields(TokenFacts))
+# Worked out from the stored facts (properties of TokenFacts), never stored themselves.
+DERIVED_FACT_NAMES = ("surprisal_bits",)
 
 
 def facts_of(value: TokenFacts) -> dict[str, Any]:

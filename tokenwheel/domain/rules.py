@@ -25,6 +25,14 @@ MAX_TEMPERATURE = 10.0
 DEFAULT_OTHER_TOP_K = 10
 MAX_OTHER_TOP_K = 100
 MAX_SEED = 2**63 - 1
+
+# Sampling rules, applied after temperature as transformers' warpers apply them (TopK,
+# TopP, MinP). Each default is "off". top_k above the vocabulary keeps everything; the
+# bound only keeps the number to the documented digits.
+DEFAULT_TOP_K = 0
+MAX_TOP_K = 1_000_000
+DEFAULT_TOP_P = 1.0  # 0 < top_p <= 1
+DEFAULT_MIN_P = 0.0  # 0 <= min_p < 1
 MAX_VERSION = 999_999_999  # an expected version, an If-Match tag (nine digits)
 
 # ---------------------------------------------------------------- request bodies
@@ -90,6 +98,18 @@ def check_wheel_settings(
         and 0 <= other_top_k <= MAX_OTHER_TOP_K
     ):
         raise InvalidCommand(f"other_top_k must be a whole number from 0 to {MAX_OTHER_TOP_K}.")
+
+
+def check_sampling_rules(
+    top_k: int = DEFAULT_TOP_K, top_p: float = DEFAULT_TOP_P, min_p: float = DEFAULT_MIN_P
+) -> None:
+    """top-k, top-p and min-p (the API validates first; other callers may not)."""
+    if not (isinstance(top_k, int) and not isinstance(top_k, bool) and 0 <= top_k <= MAX_TOP_K):
+        raise InvalidCommand(f"top_k must be a whole number from 0 (off) to {MAX_TOP_K}.")
+    if not (_number(top_p) and 0 < top_p <= 1):
+        raise InvalidCommand("top_p must be a number above 0 and at most 1 (1 = off).")
+    if not (_number(min_p) and 0 <= min_p < 1):
+        raise InvalidCommand("min_p must be a number from 0 (off) up to, not including, 1.")
 
 
 def check_seed(seed: object) -> None:

@@ -7,16 +7,20 @@ head, so head + tail + counts always add up.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
 from .tokens import TokenInfo
 from .types import (
+    NO_RULES,
     Distribution,
     EmptyOtherError,
     InvalidTokenError,
     OtherCategory,
+    SamplingRules,
+    SamplingSummary,
     ScoredToken,
     TokenProbability,
     WheelLanding,
@@ -101,17 +105,78 @@ class Prepared:
     def other_total(self, above: torch.Tensor) -> float:
         return float(self.probs[~above].sum())
 
+    def entropy_bits(self) -> float:
+        """-sum p log2 p over the whole vocabulary. A token with no chance adds 0
+        (p = 0 times the floored log-probability); never below 0 after rounding."""
+        return max(0.0, -float((self.probs * self.logp).sum()) / math.log(2.0))
+
+
+def kept_by_rules(scores: torch.Tensor, rules: SamplingRules) -> torch.Tensor:
+    """Which tokens the rules keep (a bool row), computed as transformers'
+    ``TopKLogitsWarper``, ``TopPLogitsWarper`` and ``MinPLogitsWarper`` compute it (one
+    token kept at least, ``min_tokens_to_keep=1``), in that order, on ``scores`` (the
+    log-probabilities at the temperature: the warpers give the same cut for any shift of
+    the logits). Ties: top-k keeps every tie of the k-th score; top-p walks the scores
+    from the least likely up, ties by id (a stable sort), and cuts while the running
+    total stays at most 1 - top_p; min-p cuts tokens below min_p times the largest
+    probability. Each rule sees the tokens the rules before it kept, renormalized."""
+    cut = torch.tensor(float("-inf"), dtype=scores.dtype)
+    if rules.top_k > 0:
+        k = min(rules.top_k, scores.numel())
+        kth = torch.topk(scores, k).values[-1]
+        scores = torch.where(scores < kth, cut, scores)
+    if rules.top_p < 1.0:
+        ordered, order = torch.sort(scores, descending=False, stable=True)
+        remove = ordered.softmax(dim=-1).cumsum(dim=-1) <= (1 - rules.top_p)
+        remove[-1:] = False
+        scores = torch.where(remove.scatter(0, order, remove), cut, scores)
+    if rules.min_p > 0.0:
+        probs = torch.softmax(scores, dim=-1)
+        remove = probs < rules.min_p * probs.max()
+        remove[torch.topk(probs, 1).indices] = False
+        scores = torch.where(remove, cut, scores)
+    return scores > cut
+
+
+class Sampling:
+    """The rules applied to one prepared distribution: what they keep and the kept
+    tokens' probabilities renormalized (what a draw uses). With every rule off nothing is
+    renormalized: draws use the true probabilities, exactly as before the rules existed."""
+
+    def __init__(self, prepared: Prepared, rules: SamplingRules) -> None:
+        self.rules = rules
+        if rules.off:
+            self.kept = torch.ones_like(prepared.probs, dtype=torch.bool)
+            self.probs = prepared.probs
+            self.kept_probability = float(prepared.probs.sum())
+        else:
+            self.kept = kept_by_rules(prepared.logp, rules)
+            kept_probs = torch.where(self.kept, prepared.probs, 0.0)
+            self.kept_probability = float(kept_probs.sum())
+            self.probs = kept_probs / self.kept_probability
+
+    def summary(self) -> SamplingSummary:
+        return SamplingSummary(
+            top_k=self.rules.top_k,
+            top_p=self.rules.top_p,
+            min_p=self.rules.min_p,
+            kept_token_count=int(self.kept.sum()),
+            kept_probability=self.kept_probability,
+        )
+
 
 def _tokens(
-    ids: list[int], prepared: Prepared, info_of: TokenInfoOf
+    ids: list[int], prepared: Prepared, info_of: TokenInfoOf, sampling: Sampling
 ) -> tuple[TokenProbability, ...]:
     """The tokens ``ids`` with their probabilities, read from the tensors in one gather
     each (indexing a tensor per token cost 5 us a token: 0.25 s for a whole vocabulary)."""
     index = torch.tensor(ids, dtype=torch.long)
     probs = prepared.probs[index].tolist()
     logps = prepared.logp[index].tolist()
+    kept = sampling.kept[index].tolist()
+    sampling_probs = sampling.probs[index].tolist()
     tokens = []
-    for token_id, p, logp in zip(ids, probs, logps, strict=True):
+    for token_id, p, logp, keep, sp in zip(ids, probs, logps, kept, sampling_probs, strict=True):
         info = info_of(token_id)
         tokens.append(
             TokenProbability(
@@ -123,14 +188,21 @@ def _tokens(
                 partial_utf8=info.partial_utf8,
                 special=info.special,
                 end_of_sequence=info.end_of_sequence,
+                kept=keep,
+                sampling_probability=sp,
             )
         )
     return tuple(tokens)
 
 
 def build_distribution(
-    prepared: Prepared, threshold: float, other_top_k: int, info_of: TokenInfoOf
+    prepared: Prepared,
+    threshold: float,
+    other_top_k: int,
+    info_of: TokenInfoOf,
+    rules: SamplingRules = NO_RULES,
 ) -> Distribution:
+    sampling = Sampling(prepared, rules)
     above = prepared.above(threshold)
     head = prepared.head_ids(above).tolist()
     samples = prepared.top_of_tail(above, other_top_k).tolist() if other_top_k > 0 else []
@@ -138,19 +210,26 @@ def build_distribution(
     return Distribution(
         temperature=prepared.temperature,
         threshold=threshold,
-        above_threshold_tokens=_tokens(head, prepared, info_of),
+        above_threshold_tokens=_tokens(head, prepared, info_of, sampling),
         other_category=OtherCategory(
             total_probability=prepared.other_total(above),
             token_count=vocabulary - len(head),
-            sample_tokens=_tokens(samples, prepared, info_of),
+            sample_tokens=_tokens(samples, prepared, info_of, sampling),
+            kept_token_count=int((sampling.kept & ~above).sum()),
         ),
         total_above_threshold_probability=float(prepared.probs[above].sum()),
         vocabulary_size=vocabulary,
+        entropy_bits=prepared.entropy_bits(),
+        sampling=sampling.summary(),
     )
 
 
 def score_token(
-    prepared: Prepared, token_id: int, threshold: float, text: TokenText
+    prepared: Prepared,
+    token_id: int,
+    threshold: float,
+    text: TokenText,
+    rules: SamplingRules = NO_RULES,
 ) -> ScoredToken:
     """Where ``token_id`` sits in the distribution at these settings."""
     probs = prepared.probs
@@ -158,6 +237,7 @@ def score_token(
         raise InvalidTokenError(
             f"token_id {token_id} is outside the vocabulary (0..{probs.numel() - 1})"
         )
+    sampling = Sampling(prepared, rules)
     above = prepared.above(threshold)
     p = probs[token_id]
     in_head = bool(above[token_id])
@@ -173,24 +253,30 @@ def score_token(
         other_total_probability=prepared.other_total(above),
         other_token_count=probs.numel() - n_above,
         rank_in_other=None if in_head else rank - n_above,
+        kept=bool(sampling.kept[token_id]),
+        sampling_probability=float(sampling.probs[token_id]),
     )
 
 
-def other_token_for_draw(prepared: Prepared, threshold: float, draw: float) -> int:
+def other_token_for_draw(
+    prepared: Prepared, threshold: float, draw: float, rules: SamplingRules = NO_RULES
+) -> int:
     """The Other-wedge token that a uniform ``draw`` in [0, 1) lands on.
 
     The tail is renormalized to sum to one and laid out from the most to the least
     likely token (ties by id), so a draw maps to a token by inverse CDF: the same draw
-    always gives the same token, which makes seeded spins reproducible.
+    always gives the same token, which makes seeded spins reproducible. With sampling
+    rules only the kept tokens of the tail have width (their renormalized probabilities).
     """
-    return _tail_token(prepared, int(prepared.above(threshold).sum()), draw)
+    sampling = Sampling(prepared, rules)
+    return _tail_token(prepared, int(prepared.above(threshold).sum()), draw, sampling.probs)
 
 
-def _tail_token(prepared: Prepared, n_above: int, draw: float) -> int:
+def _tail_token(prepared: Prepared, n_above: int, draw: float, probs: torch.Tensor) -> int:
     if n_above == prepared.vocabulary_size:
         raise EmptyOtherError("The Other wedge is empty at this threshold.")
     tail_ids = prepared.order[n_above:]
-    tail_probs = prepared.probs[tail_ids]
+    tail_probs = probs[tail_ids]
     total = float(tail_probs.sum())
     if total <= 0.0:
         raise EmptyOtherError("The Other wedge holds no probability at these settings.")
@@ -205,17 +291,23 @@ def _tail_token(prepared: Prepared, n_above: int, draw: float) -> int:
     return int(tail_ids[index])
 
 
-def land_on_wheel(prepared: Prepared, threshold: float, draw: float) -> WheelLanding:
+def land_on_wheel(
+    prepared: Prepared, threshold: float, draw: float, rules: SamplingRules = NO_RULES
+) -> WheelLanding:
     """Where a spin's uniform ``draw`` stops the pointer, and the token it gives (see
     ``wheel``): a token wedge, or the Other wedge and then a token of its renormalized
-    tail."""
+    tail. With sampling rules the wheel the draw is made on is the same wedges in the same
+    order, each as wide as its kept tokens' renormalized probability: a cut token's wedge
+    has no width and is never landed on, and the angles are on that wheel."""
+    sampling = Sampling(prepared, rules)
     above = prepared.above(threshold)
     head_ids = prepared.head_ids(above)
-    hit = wedge_for_draw(prepared.probs[head_ids].tolist(), prepared.other_total(above), draw)
+    other_total = float(sampling.probs[~above].sum())
+    hit = wedge_for_draw(sampling.probs[head_ids].tolist(), other_total, draw)
     if hit.draw_in_other is None:
         token_id = int(head_ids[hit.index])
     else:
-        token_id = _tail_token(prepared, int(head_ids.numel()), hit.draw_in_other)
+        token_id = _tail_token(prepared, int(head_ids.numel()), hit.draw_in_other, sampling.probs)
     return WheelLanding(
         draw=draw,
         angle=360.0 * draw,

@@ -30,10 +30,12 @@ from .ports import Engine
 from .process import ProcessEngine
 from .tokens import TokenInfo
 from .types import (
+    NO_RULES,
     Distribution,
     InferenceOptions,
     ModelInfo,
     ModelUnavailableError,
+    SamplingRules,
     ScoredToken,
     UnknownModelError,
     WheelLanding,
@@ -278,34 +280,55 @@ class ModelRegistry:
         temperature: float,
         threshold: float,
         other_top_k: int,
+        rules: SamplingRules = NO_RULES,
     ) -> Distribution:
         model = self.get(model_id)
         prepared = self.prepared(model_id, ids, temperature)
         with _one_torch_thread():
-            return dist.build_distribution(prepared, threshold, other_top_k, model.token_info)
+            return dist.build_distribution(
+                prepared, threshold, other_top_k, model.token_info, rules
+            )
 
     def score(
-        self, model_id: str, ids: Sequence[int], token_id: int, temperature: float, threshold: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        token_id: int,
+        temperature: float,
+        threshold: float,
+        rules: SamplingRules = NO_RULES,
     ) -> ScoredToken:
         model = self.get(model_id)
         model.check_token_id(token_id)
         prepared = self.prepared(model_id, ids, temperature)
         with _one_torch_thread():
-            return dist.score_token(prepared, token_id, threshold, model.token_text)
+            return dist.score_token(prepared, token_id, threshold, model.token_text, rules)
 
     def other_token(
-        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        temperature: float,
+        threshold: float,
+        draw: float,
+        rules: SamplingRules = NO_RULES,
     ) -> int:
         prepared = self.prepared(model_id, ids, temperature)
         with _one_torch_thread():
-            return dist.other_token_for_draw(prepared, threshold, draw)
+            return dist.other_token_for_draw(prepared, threshold, draw, rules)
 
     def land_on_wheel(
-        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        temperature: float,
+        threshold: float,
+        draw: float,
+        rules: SamplingRules = NO_RULES,
     ) -> WheelLanding:
         prepared = self.prepared(model_id, ids, temperature)
         with _one_torch_thread():
-            return dist.land_on_wheel(prepared, threshold, draw)
+            return dist.land_on_wheel(prepared, threshold, draw, rules)
 
 
 @contextmanager

@@ -34,6 +34,33 @@ class InferenceOptions:
 
 
 @dataclass(frozen=True)
+class SamplingRules:
+    """top-k, top-p and min-p, applied after temperature in transformers' order (TopK,
+    TopP, MinP). The defaults are off: 0, 1.0 and 0.0 (``domain.rules`` holds the
+    ranges and checks them first)."""
+
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+
+    @property
+    def off(self) -> bool:
+        return self.top_k == 0 and self.top_p >= 1.0 and self.min_p <= 0.0
+
+
+NO_RULES = SamplingRules()
+
+
+@dataclass(frozen=True)
+class SamplingSummary:
+    top_k: int
+    top_p: float
+    min_p: float
+    kept_token_count: int
+    kept_probability: float  # the true probability of the kept tokens, summed
+
+
+@dataclass(frozen=True)
 class TokenProbability:
     token_id: int
     token_text: str
@@ -43,6 +70,8 @@ class TokenProbability:
     partial_utf8: bool = False
     special: bool = False
     end_of_sequence: bool = False
+    kept: bool = True  # the sampling rules keep it
+    sampling_probability: float = 0.0  # renormalized over the kept tokens; 0 if cut
 
 
 @dataclass(frozen=True)
@@ -50,6 +79,7 @@ class OtherCategory:
     total_probability: float
     token_count: int
     sample_tokens: tuple[TokenProbability, ...]
+    kept_token_count: int
 
 
 @dataclass(frozen=True)
@@ -60,6 +90,9 @@ class Distribution:
     other_category: OtherCategory
     total_above_threshold_probability: float
     vocabulary_size: int
+    # Shannon entropy of the whole distribution at this temperature, in bits
+    entropy_bits: float
+    sampling: SamplingSummary
 
 
 @dataclass(frozen=True)
@@ -75,6 +108,8 @@ class ScoredToken:
     other_total_probability: float
     other_token_count: int
     rank_in_other: int | None  # 1 = most likely inside the Other wedge
+    kept: bool = True
+    sampling_probability: float = 0.0
 
 
 @dataclass(frozen=True)

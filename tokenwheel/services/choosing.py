@@ -9,14 +9,20 @@ import random
 from tokenwheel.domain.errors import InvalidCommand
 from tokenwheel.domain.events import TokenFacts
 from tokenwheel.domain.session import SessionState
-from tokenwheel.inference.types import ScoredToken, WheelLanding
+from tokenwheel.inference.types import NO_RULES, SamplingRules, ScoredToken, WheelLanding
 
 from .gateway import ModelGateway
 from .results import AppendRequest, SpinRequest
 
 
 def facts_from_score(
-    scored: ScoredToken, selection: str, *, from_other: bool, threshold: float, temperature: float
+    scored: ScoredToken,
+    selection: str,
+    *,
+    from_other: bool,
+    threshold: float,
+    temperature: float,
+    rules: SamplingRules = NO_RULES,
 ) -> TokenFacts:
     """The one translation from the model's score of a token to the facts recorded."""
     in_other = scored.category == "other"
@@ -34,6 +40,10 @@ def facts_from_score(
         other_total_probability=scored.other_total_probability if in_other else None,
         other_token_count=scored.other_token_count if in_other else None,
         selected_token_rank=scored.rank_in_other if in_other else None,
+        top_k=rules.top_k,
+        top_p=rules.top_p,
+        min_p=rules.min_p,
+        sampling_probability=scored.sampling_probability,
     )
 
 
@@ -58,7 +68,7 @@ class TokenChooser:
         if request.category is not None:
             draw = self.draw(state)
             token_id = self.models.other_token(
-                model, ids, request.temperature, request.threshold, draw
+                model, ids, request.temperature, request.threshold, draw, request.rules
             )
             selection = "other"
         elif request.token_id is not None:
@@ -74,6 +84,7 @@ class TokenChooser:
             from_other=selection == "other",
             threshold=request.threshold,
             temperature=request.temperature,
+            rules=request.rules,
         )
         if request.token_text is not None and facts.token_text != request.token_text:
             raise InvalidCommand(
@@ -90,6 +101,7 @@ class TokenChooser:
             request.temperature,
             request.threshold,
             self.draw(state, request.seed),
+            request.rules,
         )
         facts = self.scored(
             state,
@@ -98,6 +110,7 @@ class TokenChooser:
             from_other=landing.wedge == "other",
             threshold=request.threshold,
             temperature=request.temperature,
+            rules=request.rules,
         )
         return facts, landing
 
@@ -110,9 +123,10 @@ class TokenChooser:
         from_other: bool,
         threshold: float,
         temperature: float,
+        rules: SamplingRules = NO_RULES,
     ) -> TokenFacts:
         scored = self.models.score(
-            state.model_name, state.token_ids, token_id, temperature, threshold
+            state.model_name, state.token_ids, token_id, temperature, threshold, rules
         )
         return facts_from_score(
             scored,
@@ -120,4 +134,5 @@ class TokenChooser:
             from_other=from_other,
             threshold=threshold,
             temperature=temperature,
+            rules=rules,
         )

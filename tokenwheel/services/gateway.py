@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from tokenwheel.domain.errors import InvalidCommand, ModelUnavailable, Overloaded, UnknownModel
 from tokenwheel.inference.tokens import TokenInfo
 from tokenwheel.inference.types import (
+    NO_RULES,
     Distribution,
     EmptyOtherError,
     InvalidTokenError,
     ModelInfo,
     ModelUnavailableError,
     OverloadedError,
+    SamplingRules,
     ScoredToken,
     UnknownModelError,
     WheelLanding,
@@ -112,24 +114,45 @@ class ModelGateway:
         temperature: float,
         threshold: float,
         other_top_k: int,
+        rules: SamplingRules = NO_RULES,
     ) -> Distribution:
         with model_errors():
-            return self.models.distribution(model_id, ids, temperature, threshold, other_top_k)
+            return self.models.distribution(
+                model_id, ids, temperature, threshold, other_top_k, rules
+            )
 
     def score(
-        self, model_id: str, ids: Sequence[int], token_id: int, temperature: float, threshold: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        token_id: int,
+        temperature: float,
+        threshold: float,
+        rules: SamplingRules = NO_RULES,
     ) -> ScoredToken:
         with model_errors():
-            return self.models.score(model_id, ids, token_id, temperature, threshold)
+            return self.models.score(model_id, ids, token_id, temperature, threshold, rules)
 
     def other_token(
-        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        temperature: float,
+        threshold: float,
+        draw: float,
+        rules: SamplingRules = NO_RULES,
     ) -> int:
         with model_errors():
-            return self.models.other_token(model_id, ids, temperature, threshold, draw)
+            return self.models.other_token(model_id, ids, temperature, threshold, draw, rules)
 
     def land_on_wheel(
-        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        temperature: float,
+        threshold: float,
+        draw: float,
+        rules: SamplingRules = NO_RULES,
     ) -> WheelLanding:
         with model_errors():
-            return self.models.land_on_wheel(model_id, ids, temperature, threshold, draw)
+            return self.models.land_on_wheel(model_id, ids, temperature, threshold, draw, rules)

@@ -14,7 +14,14 @@ from typing import Protocol
 from tokenwheel.domain.events import Event
 from tokenwheel.domain.session import SessionSummary
 from tokenwheel.inference.tokens import TokenInfo
-from tokenwheel.inference.types import Distribution, ModelInfo, ScoredToken, WheelLanding
+from tokenwheel.inference.types import (
+    NO_RULES,
+    Distribution,
+    ModelInfo,
+    SamplingRules,
+    ScoredToken,
+    WheelLanding,
+)
 from tokenwheel.store.records import (
     EventFilter,
     EventRow,
@@ -48,15 +55,34 @@ class LanguageModels(Protocol):
         temperature: float,
         threshold: float,
         other_top_k: int,
+        rules: SamplingRules = NO_RULES,
     ) -> Distribution: ...
     def score(
-        self, model_id: str, ids: Sequence[int], token_id: int, temperature: float, threshold: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        token_id: int,
+        temperature: float,
+        threshold: float,
+        rules: SamplingRules = NO_RULES,
     ) -> ScoredToken: ...
     def other_token(
-        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        temperature: float,
+        threshold: float,
+        draw: float,
+        rules: SamplingRules = NO_RULES,
     ) -> int: ...
     def land_on_wheel(
-        self, model_id: str, ids: Sequence[int], temperature: float, threshold: float, draw: float
+        self,
+        model_id: str,
+        ids: Sequence[int],
+        temperature: float,
+        threshold: float,
+        draw: float,
+        rules: SamplingRules = NO_RULES,
     ) -> WheelLanding: ...
 
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from tokenwheel.domain.rules import DEFAULT_TEMPERATURE, DEFAULT_THRESHOLD
 from tokenwheel.domain.session import GeneratedToken, SessionState
 from tokenwheel.inference.tokens import TokenInfo
-from tokenwheel.inference.types import Distribution, ModelInfo, WheelLanding
+from tokenwheel.inference.types import (
+    NO_RULES,
+    Distribution,
+    ModelInfo,
+    SamplingRules,
+    WheelLanding,
+)
 
 from .views import SessionView
 
@@ -29,6 +35,7 @@ class AppendRequest:
     category: str | None = None
     threshold: float = DEFAULT_THRESHOLD
     temperature: float = DEFAULT_TEMPERATURE
+    rules: SamplingRules = NO_RULES
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class SpinRequest:
     threshold: float = DEFAULT_THRESHOLD
     temperature: float = DEFAULT_TEMPERATURE
     seed: int | None = None
+    rules: SamplingRules = NO_RULES
 
 
 # ---------------------------------------------------------------- results

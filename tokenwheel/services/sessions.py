@@ -23,12 +23,13 @@ from tokenwheel.domain.rules import (
     check_append_form,
     check_class_code,
     check_prompt,
+    check_sampling_rules,
     check_seed,
     check_wheel_settings,
 )
 from tokenwheel.domain.session import SessionState
 from tokenwheel.domain.statistics import SessionStatistics, session_statistics
-from tokenwheel.inference.types import WheelLanding
+from tokenwheel.inference.types import NO_RULES, SamplingRules, WheelLanding
 from tokenwheel.settings import Settings
 
 from .choosing import TokenChooser
@@ -102,14 +103,16 @@ class StudentSessions:
         threshold: float = DEFAULT_THRESHOLD,
         temperature: float = DEFAULT_TEMPERATURE,
         other_top_k: int = DEFAULT_OTHER_TOP_K,
+        rules: SamplingRules = NO_RULES,
     ) -> DistributionResult:
         check_wheel_settings(threshold, temperature, other_top_k)
+        check_sampling_rules(rules.top_k, rules.top_p, rules.min_p)
         loaded = self.repository.load(session_id)
         state = loaded.state
         domain.require_prompt(state)
         self.models.check_room(state.model_name, state.token_ids)
         distribution = self.models.distribution(
-            state.model_name, state.token_ids, temperature, threshold, other_top_k
+            state.model_name, state.token_ids, temperature, threshold, other_top_k, rules
         )
         view = self.views.view(state, self.repository.touch(loaded.record))
         return DistributionResult(view=view, distribution=distribution)
@@ -182,6 +185,7 @@ class StudentSessions:
         idempotency: IdempotencyKey | None = None,
     ) -> AppendResult:
         check_wheel_settings(request.threshold, request.temperature)
+        check_sampling_rules(request.rules.top_k, request.rules.top_p, request.rules.min_p)
         check_append_form(request.token_id, request.token_text, request.category)
         session_id = parse_session_id(session_id)
         with self.repository.lock(session_id):
@@ -211,6 +215,7 @@ class StudentSessions:
     ) -> SpinResult:
         """Draw one uniform number, find where it stops the wheel, append that token."""
         check_wheel_settings(request.threshold, request.temperature)
+        check_sampling_rules(request.rules.top_k, request.rules.top_p, request.rules.min_p)
         check_seed(request.seed)
         session_id = parse_session_id(session_id)
         with self.repository.lock(session_id):
