@@ -8,6 +8,7 @@ from tokenwheel.inference.types import SamplingRules
 from tokenwheel.services import AppendRequest, SpinRequest
 
 from . import schemas as s
+from . import wheel_schemas as w
 from .blueprint import Blueprint
 from .bodies import (
     append_body,
@@ -155,8 +156,8 @@ def set_prompt(body: dict[str, Any], headers: dict[str, Any], session_id: str) -
 
 
 @blp.route("/<session_id>/next-token-probs", methods=["GET"], links=LINKS)
-@blp.arguments(s.RuledNextTokenQuerySchema, location="query")
-@blp.response(200, s.NextTokenProbsSchema, headers=ETAG_HEADER)
+@blp.arguments(w.RuledNextTokenQuerySchema, location="query")
+@blp.response(200, w.NextTokenProbsSchema, headers=ETAG_HEADER)
 @blp.alt_response(400, schema=s.ApiErrorSchema, description="No prompt yet, or bad parameters.")
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 def next_token_probs(query: dict[str, Any], session_id: str) -> Any:

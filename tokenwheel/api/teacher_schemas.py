@@ -11,13 +11,8 @@ from marshmallow import Schema, fields, validate
 from tokenwheel.domain import rules
 
 from .fields import BuiltList, DisplayMixin, class_code_field
-from .schemas import (
-    NextTokenProbsSchema,
-    NextTokenQuerySchema,
-    TextStatisticsSchema,
-    TokenHistorySchema,
-    text_log_probability,
-)
+from .schemas import TextStatisticsSchema, TokenHistorySchema, text_log_probability
+from .wheel_schemas import NextTokenProbsSchema, NextTokenQuerySchema
 
 
 class FirstTokenCountSchema(DisplayMixin):
