@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.api.conftest import Student
+from tests.api.conftest import Student, make_app
+from tests.api.teacher_client import TOKEN, Teacher
 from tests.api.test_errors import event_count
 from tests.api.test_protection import app_with, assert_429, from_address
+from tests.fakes import FakeModels
 from tokenwheel.settings import Settings
 
 UNKNOWN = "/api/sessions/00000000-0000-0000-0000-000000000000"
@@ -170,3 +172,28 @@ def test_forks_per_hour_per_client_are_limited(settings: Settings) -> None:
     body = assert_429(client.post(f"{student.url}/fork"), 3600)
     assert "forked 2 sessions" in body["message"]
     assert event_count(app) == count
+
+
+def test_a_teacher_reads_a_fork_like_any_session(settings: Settings) -> None:
+    app = make_app(settings.with_overrides(teacher_token=TOKEN), FakeModels())  # type: ignore[arg-type]
+    client = app.test_client()
+    student = _story(client)
+    r = client.post(f"{student.url}/fork", json={"version": 4})
+    assert r.status_code == 201
+    fork = r.json["session_id"]
+    teacher = Teacher(client)
+    listed = teacher.json("/sessions", class_code="lab-7")
+    assert fork in {row["session_id"] for row in listed["sessions"]}
+    detail = teacher.json(f"/sessions/{fork}")
+    assert detail["timeline"][0]["type"] == "SessionForked"
+    assert len(detail["state"]["token_history"]) == 2
+    at = teacher.json(f"/sessions/{fork}/replay", version=1)
+    assert at["event"]["type"] == "SessionForked"
+    assert at["state"]["current_text"] == detail["state"]["current_text"]
+    stats = teacher.json(f"/sessions/{fork}/statistics")
+    assert stats["session_id"] == fork and stats["version"] == 1
+    teacher.get(f"/sessions/{fork}/next-token-probs", version=1)
+    for fmt in ("json", "csv"):
+        teacher.get(f"/sessions/{fork}/export", format=fmt)
+    teacher.get("/classes/lab-7/statistics")
+    teacher.get("/classes/lab-7/export", format="csv")
