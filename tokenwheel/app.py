@@ -11,6 +11,7 @@ from flask import Flask, send_from_directory
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .api import health as health_api
+from .api import lab as lab_api
 from .api import models as models_api
 from .api import sessions as sessions_api
 from .api import teacher as teacher_api
@@ -22,7 +23,7 @@ from .api.requests import init_body_reading, init_json_bodies, init_request_ids
 from .inference.catalog import spec_from_mapping
 from .inference.types import InferenceOptions
 from .redaction import install_redaction
-from .services import LanguageModels, Maintenance, StudentSessions, Teaching
+from .services import Lab, LanguageModels, Maintenance, StudentSessions, Teaching
 from .settings import Settings
 from .store.database import make_engine
 from .store.sql import SqlEventStore
@@ -114,6 +115,7 @@ def create_app(
     app.extensions["tokenwheel.engine"] = engine
     app.extensions["tokenwheel.sessions"] = StudentSessions(store, models, settings)
     app.extensions["tokenwheel.teaching"] = Teaching(store, models, settings)
+    app.extensions["tokenwheel.lab"] = Lab(store, models, settings)
     app.extensions["tokenwheel.maintenance"] = maintenance
     app.extensions["tokenwheel.models"] = models
 
@@ -121,6 +123,7 @@ def create_app(
     init_request_ids(app)
     api = TokenWheelApi(app)
     api.register_blueprint(sessions_api.blp)
+    api.register_blueprint(lab_api.blp)
     api.register_blueprint(models_api.blp)
     teacher_api.register(api)
     api.register_blueprint(health_api.blp)

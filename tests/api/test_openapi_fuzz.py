@@ -53,6 +53,8 @@ OPERATIONS = {
     ("POST", "/api/sessions/{session_id}/undo"): (POSITIVE, NEGATIVE),
     ("GET", "/api/sessions/{session_id}/statistics"): (POSITIVE,),
     ("POST", "/api/sessions/{session_id}/spin"): (POSITIVE, NEGATIVE),
+    ("POST", "/api/sessions/{session_id}/fork"): (POSITIVE, NEGATIVE),
+    ("POST", "/api/sessions/{session_id}/sample"): (POSITIVE, NEGATIVE),
     ("GET", "/api/models"): (POSITIVE,),
     ("GET", "/api/teacher/sessions"): (POSITIVE, NEGATIVE),
     ("GET", "/api/teacher/sessions/{session_id}"): (POSITIVE,),

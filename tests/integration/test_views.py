@@ -208,3 +208,32 @@ def test_token_events_show_the_sampling_rules_and_old_events_read_as_off(
     assert [r["token_id"] for r in got] == [A.token_id, B.token_id]
     summary = rows(engine, "SELECT tokens_appended FROM session_summaries")
     assert summary == [{"tokens_appended": 2}]
+
+
+def test_session_forks_name_each_forks_parent(engine: sa.Engine) -> None:
+    """Migration 0006: a fork (a stream that starts with SessionForked) and its parent."""
+    assert "session_forks" in set(sa.inspect(engine).get_view_names())
+    parent = build(1, "The cat", A, D, class_code="7b")
+    whole = d.replay(parent)
+    at = d.replay(parent[:3])
+    assert whole is not None and at is not None
+    fork = d.fork_session(whole, at, sid(2), T0 + timedelta(minutes=5))
+    store_streams(engine, parent, fork)
+    (row,) = rows(engine, "SELECT * FROM session_forks")
+    assert {k: v for k, v in row.items() if k != "forked_at"} == {
+        "session_id": sid(2),
+        "parent_session_id": sid(1),
+        "parent_version": 3,
+        "class_code": "7b",
+        "model_name": "m",
+        "copied_token_count": 1,
+    }
+    # 0002's views do not show forks yet (docs/events.md says so)
+    assert [r["session_id"] for r in rows(engine, "SELECT * FROM session_summaries")] == [sid(1)]
+    config = migrate.alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0005")
+    assert "session_forks" not in set(sa.inspect(engine).get_view_names())
+    migrate.upgrade(engine)
+    assert len(rows(engine, "SELECT * FROM session_forks")) == 1

@@ -228,6 +228,7 @@ def test_payload_shapes_match_design() -> None:
         "TokenAppended",
         "Undone",
         "SessionDeleted",
+        "SessionForked",
     }
     p = payload_of(
         SetPrompt(session_id=SID, version=2, occurred_at=T0, prompt="a", token_ids=(1, 2))

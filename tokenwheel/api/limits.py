@@ -23,6 +23,7 @@ from .errors import SHORT_NAMES
 # Load balancers poll these; CORS preflights carry no work. Neither counts.
 UNLIMITED_ENDPOINTS = frozenset({"health.health", "health.ready"})
 CREATE_SESSION_ENDPOINT = "sessions.create_session"
+FORK_ENDPOINT = "lab.fork"  # a fork is a new session too (its own hourly count)
 WHEEL_ENDPOINT = "sessions.next_token_probs"
 # At a threshold of 0.1% or more a wheel has at most 1,000 wedges (probabilities add up
 # to 1); below it, up to the whole vocabulary: 49,152 tokens (10 MB of JSON, 0.25 s) for
@@ -54,16 +55,17 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         return request.method == "OPTIONS" or request.endpoint in UNLIMITED_ENDPOINTS
 
     if settings.sessions_per_hour > 0:
-        view: Any = app.view_functions[CREATE_SESSION_ENDPOINT]
-        app.view_functions[CREATE_SESSION_ENDPOINT] = limiter.limit(
-            f"{settings.sessions_per_hour}/hour",
-            methods=["POST"],
-            override_defaults=False,
-            error_message=(
-                f"This address created {settings.sessions_per_hour} sessions in the last "
-                "hour, the most allowed."
-            ),
-        )(view)
+        for endpoint, verb in ((CREATE_SESSION_ENDPOINT, "created"), (FORK_ENDPOINT, "forked")):
+            view: Any = app.view_functions[endpoint]
+            app.view_functions[endpoint] = limiter.limit(
+                f"{settings.sessions_per_hour}/hour",
+                methods=["POST"],
+                override_defaults=False,
+                error_message=(
+                    f"This address {verb} {settings.sessions_per_hour} sessions in the "
+                    "last hour, the most allowed."
+                ),
+            )(view)
 
     if settings.low_threshold_rate_limit:
         wheel: Any = app.view_functions[WHEEL_ENDPOINT]

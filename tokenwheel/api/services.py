@@ -6,7 +6,7 @@ from typing import cast
 
 from flask import current_app
 
-from tokenwheel.services import Maintenance, StudentSessions, Teaching
+from tokenwheel.services import Lab, Maintenance, StudentSessions, Teaching
 
 
 def student_sessions() -> StudentSessions:
@@ -19,3 +19,7 @@ def teaching() -> Teaching:
 
 def maintenance() -> Maintenance:
     return cast(Maintenance, current_app.extensions["tokenwheel.maintenance"])
+
+
+def lab() -> Lab:
+    return cast(Lab, current_app.extensions["tokenwheel.lab"])

@@ -106,8 +106,26 @@ class SessionDeleted(Event):
     pass
 
 
+@dataclass(frozen=True, kw_only=True)
+class SessionForked(Event):
+    """A new session copied from another as it was at ``parent_version``: the new
+    stream's first event (instead of SessionCreated). It carries everything replay needs,
+    so the fork outlives its parent: the prompt, its ids, and each generated token's
+    facts (the :class:`TokenFacts` fields plus ``selected_at``, an ISO 8601 string)."""
+
+    model_name: str
+    class_code: str | None = None
+    seed: int | None = None
+    prompt: str | None = None
+    token_ids: tuple[int, ...] = ()
+    generated: tuple[dict[str, Any], ...] = ()
+    parent_session_id: str
+    parent_version: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: cls for cls in (SessionCreated, SetPrompt, TokenAppended, Undone, SessionDeleted)
+    cls.__name__: cls
+    for cls in (SessionCreated, SetPrompt, TokenAppended, Undone, SessionDeleted, SessionForked)
 }
 _ENVELOPE = frozenset({"session_id", "version", "occurred_at"})
 
@@ -143,6 +161,9 @@ def event_from_record(
     payload = _upcast(cls, schema_version, dict(payload))
     if cls is SetPrompt:
         payload["token_ids"] = tuple(payload["token_ids"])
+    if cls is SessionForked:
+        payload["token_ids"] = tuple(payload["token_ids"])
+        payload["generated"] = tuple(dict(token) for token in payload["generated"])
     known = {f.name for f in fields(cls)} - _ENVELOPE
     return cls(
         session_id=session_id,

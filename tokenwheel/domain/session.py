@@ -20,9 +20,11 @@ from .errors import (
     SessionNotFound,
 )
 from .events import (
+    FACT_NAMES,
     Event,
     SessionCreated,
     SessionDeleted,
+    SessionForked,
     SetPrompt,
     TokenAppended,
     TokenFacts,
@@ -58,6 +60,8 @@ class SessionState:
     deleted: bool = False
     deleted_at: datetime | None = None
     undo_count: int = 0
+    forked_from_session_id: str | None = None  # a fork's parent, and its version then
+    forked_from_version: int | None = None
 
     @property
     def token_ids(self) -> tuple[int, ...]:
@@ -160,6 +164,33 @@ def undo(state: SessionState, now: datetime) -> list[Event]:
     ]
 
 
+def fork_session(
+    parent: SessionState, at: SessionState, session_id: str, now: datetime
+) -> list[Event]:
+    """A new session ``session_id`` that starts as ``parent`` was at ``at.version``
+    (``at`` is ``parent`` replayed up to that version)."""
+    _require_live(parent)
+    if at.session_id != parent.session_id or not 1 <= at.version <= parent.version:
+        raise InvalidCommand(f"version must be from 1 to {parent.version}, the session's version.")
+    return [
+        SessionForked(
+            session_id=session_id,
+            version=1,
+            occurred_at=now,
+            model_name=at.model_name,
+            class_code=at.class_code,
+            seed=at.seed,
+            prompt=at.prompt,
+            token_ids=at.prompt_token_ids,
+            generated=tuple(
+                {**facts_of(t), "selected_at": t.selected_at.isoformat()} for t in at.generated
+            ),
+            parent_session_id=at.session_id,
+            parent_version=at.version,
+        )
+    ]
+
+
 def delete_session(state: SessionState, now: datetime) -> list[Event]:
     _require_live(state)
     return [SessionDeleted(session_id=state.session_id, version=state.version + 1, occurred_at=now)]
@@ -182,6 +213,10 @@ def apply(state: SessionState | None, event: Event) -> SessionState:
             created_at=event.occurred_at,
             updated_at=event.occurred_at,
         )
+    if isinstance(event, SessionForked):
+        if state is not None:
+            raise ValueError("SessionForked must be the first event of a stream")
+        return _forked(event)
     if state is None:
         raise ValueError(f"{event.type} before SessionCreated")
     if event.version != state.version + 1:
@@ -203,6 +238,34 @@ def apply(state: SessionState | None, event: Event) -> SessionState:
         case SessionDeleted():
             return replace(state, deleted=True, deleted_at=event.occurred_at)
     raise ValueError(f"unknown event {event!r}")
+
+
+def _forked(event: SessionForked) -> SessionState:
+    """A fork's first state: the parent's text as it was, the tokens dated when they were
+    chosen and numbered as introduced by this first event."""
+    names = set(FACT_NAMES)
+    generated = tuple(
+        GeneratedToken(
+            **{k: v for k, v in token.items() if k in names},
+            selected_at=datetime.fromisoformat(token["selected_at"]),
+            version=event.version,
+        )
+        for token in event.generated
+    )
+    return SessionState(
+        session_id=event.session_id,
+        version=event.version,
+        model_name=event.model_name,
+        class_code=event.class_code,
+        seed=event.seed,
+        created_at=event.occurred_at,
+        updated_at=event.occurred_at,
+        prompt=event.prompt,
+        prompt_token_ids=tuple(event.token_ids),
+        generated=generated,
+        forked_from_session_id=event.parent_session_id,
+        forked_from_version=event.parent_version,
+    )
 
 
 def replay(events: Iterable[Event]) -> SessionState | None:

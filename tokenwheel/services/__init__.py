@@ -3,11 +3,13 @@
 ``ports`` (what the services need, as Protocols), ``gateway`` (the models in the domain's
 words), ``repository`` (load with snapshots, save with the expected version, lock,
 retries), ``idempotency``, ``choosing`` (how a token is chosen), ``views`` (how a session
-is shown), ``sessions`` (the student's use cases), ``teaching`` (the teacher's),
-``maintenance`` (purge, index, readiness, warm-up) and ``results``.
+is shown), ``sessions`` (the student's use cases), ``teaching`` (the teacher's), ``lab``
+(forks and many spins), ``maintenance`` (purge, index, readiness, warm-up) and
+``results``.
 """
 
 from .idempotency import IdempotencyKey
+from .lab import Lab
 from .maintenance import Maintenance
 from .ports import EventStore, LanguageModels
 from .results import AppendRequest, SpinRequest
@@ -19,6 +21,7 @@ __all__ = [
     "AppendRequest",
     "EventStore",
     "IdempotencyKey",
+    "Lab",
     "LanguageModels",
     "Maintenance",
     "SessionView",

@@ -1,0 +1,119 @@
+"""The exploration lab's student API: fork a session, spin its wheel many times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenwheel.services.lab import SampleResult
+from tokenwheel.services.results import Created
+
+from . import lab_schemas as ls
+from . import schemas as s
+from .blueprint import Blueprint
+from .bodies import display, session_body
+from .concurrency import ETAG_HEADER, client_scope, idempotency, versioned
+from .links import session_links
+from .services import lab
+
+blp = Blueprint(
+    "lab",
+    __name__,
+    url_prefix="/api/sessions",
+    description="The exploration lab: fork a session, spin its wheel many times.",
+    model_backed=True,
+)
+
+NOT_FOUND = {"description": "The session does not exist, was deleted, or has expired."}
+FORK_ENDPOINT = "lab.fork"
+
+
+def forked_body(result: Created) -> dict[str, Any]:
+    state = result.view.state
+    body = session_body(result.view)
+    body["forked_from"] = {
+        "session_id": state.forked_from_session_id,
+        "version": state.forked_from_version,
+    }
+    if state.class_code is not None:
+        body["class_code"] = state.class_code
+    return body
+
+
+def sample_body(result: SampleResult) -> dict[str, Any]:
+    return {
+        "session_id": result.session_id,
+        "version": result.version,
+        "n": result.n,
+        "seed": result.seed,
+        "threshold": result.threshold,
+        "temperature": result.temperature,
+        "tokens": [
+            {
+                "token_id": t.token.token_id,
+                "token_text": t.token.token_text,
+                **display(t.token),
+                "probability": t.token.probability,
+                "count": t.count,
+            }
+            for t in result.tokens
+        ],
+        "other": {"probability": result.other_probability, "count": result.other_count},
+    }
+
+
+@blp.route("/<session_id>/fork", methods=["POST"], links={201: session_links(with_class=True)})
+@blp.arguments(ls.ForkSchema, required=False)
+@blp.arguments(s.IdempotencyHeadersSchema, location="headers")
+@blp.response(201, ls.ForkedSessionSchema, headers=ETAG_HEADER)
+@blp.alt_response(400, schema=s.ApiErrorSchema, description="A version outside 1..the session's.")
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+@blp.alt_response(
+    429,
+    schema=s.ApiErrorSchema,
+    description="Too many forks from this address this hour (TOKENWHEEL_SESSIONS_PER_HOUR, "
+    "counted apart from created sessions) or too many requests; Retry-After says when.",
+)
+@blp.alt_response(
+    422, schema=s.ApiErrorSchema, description="The Idempotency-Key was used for another request."
+)
+def fork(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
+    """Fork a session
+
+    A new session (a new `session_id`) with the same model, class, seed, prompt and
+    generated tokens as this one, now or as it was at `version`. The new session
+    continues on its own; the original is unchanged. `forked_from` names the original and
+    the version copied. The fork keeps its text even when the original is deleted or
+    purged. With an `Idempotency-Key` (kept per client address), a retry answers the
+    first 201 again and creates nothing.
+    """
+    result = lab().fork(
+        session_id,
+        body.get("version"),
+        idempotency=idempotency(headers, scope=client_scope()),
+    )
+    return versioned(forked_body(result), result.repeated)
+
+
+@blp.route("/<session_id>/sample", methods=["POST"], links={200: session_links()})
+@blp.arguments(ls.SampleSchema)
+@blp.response(200, ls.SampleResponseSchema, headers=ETAG_HEADER)
+@blp.alt_response(400, schema=s.ApiErrorSchema, description="Bad n, seed or settings; no prompt.")
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+def sample(body: dict[str, Any], session_id: str) -> Any:
+    """Spin the wheel many times
+
+    Draws `n` uniform numbers and lays each on the wheel next-token-probs shows at the
+    same `threshold` and `temperature`, exactly as a spin does, and counts where they
+    stop: one count per above-threshold token (most likely first) and one for the Other
+    wedge. The counts add up to `n`. Nothing is appended and the session does not change.
+    The same `seed` gives the same counts; without one the server picks a seed and
+    returns it.
+    """
+    result = lab().sample(
+        session_id,
+        body["n"],
+        seed=body.get("seed"),
+        threshold=body["threshold"],
+        temperature=body["temperature"],
+    )
+    return versioned(sample_body(result))

@@ -1,0 +1,91 @@
+"""The exploration lab's request and response schemas: forking a session and spinning
+its wheel many times."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from tokenwheel.domain import rules
+from tokenwheel.services.lab import MAX_SAMPLES, MIN_SAMPLES
+
+from .fields import DisplayMixin, StrictInteger, _seed, _temperature, _threshold, _version
+from .schemas import SessionStateSchema
+
+
+class ForkSchema(Schema):
+    version = StrictInteger(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1, max=rules.MAX_VERSION),
+        metadata={
+            "description": "Fork the session as it was right after this version (1 to the "
+            "session's version); absent: as it is now."
+        },
+    )
+
+
+class ForkedFromSchema(Schema):
+    session_id = fields.String(required=True, metadata={"description": "The parent session."})
+    version = fields.Integer(
+        required=True, metadata={"description": "The parent's version the fork copies."}
+    )
+
+
+class ForkedSessionSchema(SessionStateSchema):
+    forked_from = fields.Nested(
+        ForkedFromSchema,
+        required=True,
+        metadata={"description": "The session and version this session was forked from."},
+    )
+    class_code = fields.String(metadata={"description": "Present when the session has one."})
+
+
+class SampleSchema(Schema):
+    n = StrictInteger(
+        required=True,
+        validate=validate.Range(min=MIN_SAMPLES, max=MAX_SAMPLES),
+        metadata={"description": f"How many spins to draw, {MIN_SAMPLES} to {MAX_SAMPLES}."},
+    )
+    seed = _seed(
+        "Seed for the draws: the same seed on the same wheel gives the same counts. Absent: "
+        "a fresh one, returned as `seed` so the spins can be repeated."
+    )
+    threshold = _threshold(body=True)
+    temperature = _temperature(body=True)
+
+
+class SampledTokenSchema(DisplayMixin):
+    token_id = fields.Integer(required=True)
+    token_text = fields.String(required=True)
+    probability = fields.Float(
+        required=True, metadata={"description": "The token's probability on the wheel."}
+    )
+    count = fields.Integer(required=True, metadata={"description": "Spins that landed here."})
+
+
+class SampledOtherSchema(Schema):
+    probability = fields.Float(
+        required=True, metadata={"description": "The Other wedge's total probability."}
+    )
+    count = fields.Integer(
+        required=True, metadata={"description": "Spins that landed in the Other wedge."}
+    )
+
+
+class SampleResponseSchema(Schema):
+    session_id = fields.String(required=True)
+    version = _version()
+    n = fields.Integer(
+        required=True, metadata={"description": "Spins drawn; the counts add up to n."}
+    )
+    seed = fields.Integer(
+        required=True, metadata={"description": "The seed used: send it again to repeat the spins."}
+    )
+    threshold = fields.Float(required=True)
+    temperature = fields.Float(required=True)
+    tokens = fields.List(
+        fields.Nested(SampledTokenSchema),
+        required=True,
+        metadata={"description": "The wheel's above-threshold tokens, most likely first."},
+    )
+    other = fields.Nested(SampledOtherSchema, required=True)

@@ -1,0 +1,165 @@
+"""The exploration lab's use cases: fork a session, and spin a wheel many times.
+
+A fork is a new session whose first event, ``SessionForked``, carries the parent's text
+as it was at a version, so it replays without the parent. Sampling lays ``n`` uniform
+draws on one wheel (one distribution, the same landing rule as a spin) and counts where
+they stop; it changes nothing and stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tokenwheel.domain import session as domain
+from tokenwheel.domain.errors import InvalidCommand
+from tokenwheel.domain.rules import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_THRESHOLD,
+    MAX_SEED,
+    check_seed,
+    check_wheel_settings,
+)
+from tokenwheel.inference.types import TokenProbability
+from tokenwheel.inference.wheel import wedge_for_draw
+from tokenwheel.settings import Settings
+
+from .clock import utcnow
+from .gateway import ModelGateway
+from .idempotency import IdempotencyKey, IdempotencyKeys
+from .ports import Clock, EventStore, LanguageModels
+from .repository import SessionRepository
+from .results import Created
+from .views import SessionViews
+
+log = logging.getLogger(__name__)
+
+MIN_SAMPLES = 1
+MAX_SAMPLES = 1000
+
+
+def wheel_counts(head: Sequence[float], other_total: float, n: int, seed: int) -> list[int]:
+    """Where ``n`` uniform draws from ``random.Random(seed)`` stop a wheel with ``head``
+    probabilities (most likely first) and an Other wedge of ``other_total``: one count
+    per head token, then the Other wedge's. Each draw lands as a spin's does
+    (``wedge_for_draw``), so the counts follow the wheel's probabilities exactly."""
+    rng = random.Random(seed)
+    counts = [0] * (len(head) + 1)
+    for _ in range(n):
+        counts[wedge_for_draw(head, other_total, rng.random()).index] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class SampledToken:
+    token: TokenProbability
+    count: int
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    session_id: str
+    version: int
+    n: int
+    seed: int
+    threshold: float
+    temperature: float
+    tokens: tuple[SampledToken, ...]
+    other_probability: float
+    other_count: int
+
+
+class Lab:
+    def __init__(
+        self,
+        store: EventStore,
+        models: LanguageModels,
+        settings: Settings,
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.models = ModelGateway(models)
+        self.views = SessionViews(self.models)
+        self.repository = SessionRepository(store, clock, settings.session_ttl)
+        self.keys = IdempotencyKeys(store, clock, settings.idempotency_window)
+        self.rng = rng or random.SystemRandom()
+
+    def fork(
+        self,
+        session_id: str,
+        version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Created:
+        """A new session as ``session_id`` was at ``version`` (its latest by default).
+        With an Idempotency-Key (scoped by client, as for creating a session) a retry
+        returns the first fork and stores nothing."""
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise InvalidCommand("version must be a whole number.")
+        for attempt in self.repository.attempts(""):
+            with attempt:
+                applied = self.keys.applied(idempotency)
+                if applied is not None:
+                    state = self.repository.state_at(applied.session_id, applied.version)
+                    return Created(self.views.view(state), repeated=True)
+                parent = self.repository.load(session_id).state
+                at_version = parent.version if version is None else version
+                if not 1 <= at_version <= parent.version:
+                    raise InvalidCommand(
+                        f"version must be from 1 to {parent.version}, the session's version."
+                    )
+                at = (
+                    parent
+                    if at_version == parent.version
+                    else self.repository.state_at(parent.session_id, at_version)
+                )
+                new_id = str(uuid.uuid4())
+                new_events = domain.fork_session(parent, at, new_id, self.clock())
+                record = self.keys.record(idempotency, new_id, version=1)
+                state = self.repository.save(None, new_events, record)
+                log.info("forked session %s… from %s…", new_id[:8], parent.session_id[:8])
+                return Created(self.views.view(state))
+        raise AssertionError("attempts() raises when it runs out")
+
+    def sample(
+        self,
+        session_id: str,
+        n: int,
+        seed: int | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        temperature: float = DEFAULT_TEMPERATURE,
+    ) -> SampleResult:
+        """``n`` spins of the session's wheel, counted, without appending any token.
+        The seed used is returned (a fresh one when none is given) so it can be repeated."""
+        check_wheel_settings(threshold, temperature)
+        check_seed(seed)
+        if isinstance(n, bool) or not isinstance(n, int) or not MIN_SAMPLES <= n <= MAX_SAMPLES:
+            raise InvalidCommand(f"n must be a whole number from {MIN_SAMPLES} to {MAX_SAMPLES}.")
+        loaded = self.repository.load(session_id)
+        state = loaded.state
+        domain.require_prompt(state)
+        self.models.check_room(state.model_name, state.token_ids)
+        wheel = self.models.distribution(
+            state.model_name, state.token_ids, temperature, threshold, 0
+        )
+        used = seed if seed is not None else self.rng.randint(0, MAX_SEED)
+        head = wheel.above_threshold_tokens
+        other_total = wheel.other_category.total_probability
+        counts = wheel_counts([t.probability for t in head], other_total, n, used)
+        self.repository.touch(loaded.record)
+        return SampleResult(
+            session_id=state.session_id,
+            version=state.version,
+            n=n,
+            seed=used,
+            threshold=threshold,
+            temperature=temperature,
+            tokens=tuple(SampledToken(t, c) for t, c in zip(head, counts, strict=False)),
+            other_probability=other_total,
+            other_count=counts[-1],
+        )
