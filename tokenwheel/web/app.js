@@ -683,4 +683,7 @@ ui.messageAction.addEventListener("click", () => ui.setup.requestSubmit());
 showSettings();
 renderModels();
 refreshButtons();
+// Start comes disabled in the HTML: a click before this script has attached its handlers
+// would send the form natively and reload the page.
+ui.start.disabled = false;
 loadModels();

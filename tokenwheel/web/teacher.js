@@ -825,6 +825,9 @@ document.addEventListener("keydown", keydown);
 for (const button of document.querySelectorAll(".download")) {
   button.addEventListener("click", () => download(button));
 }
+// The forms' submit buttons come disabled in the HTML: a click before this script has
+// attached its handlers would send the form natively (the token in the URL).
+for (const id of ["sign-in", "search"]) $(id).disabled = false;
 document.body.dataset.busy = "false";
 loadModels();
 if (state.token) {
