@@ -113,9 +113,10 @@ def create_app(
     maintenance = Maintenance(store, models, settings)
     app.extensions["tokenwheel.settings"] = settings
     app.extensions["tokenwheel.engine"] = engine
-    app.extensions["tokenwheel.sessions"] = StudentSessions(store, models, settings)
+    sessions = StudentSessions(store, models, settings)
+    app.extensions["tokenwheel.sessions"] = sessions
     app.extensions["tokenwheel.teaching"] = Teaching(store, models, settings)
-    app.extensions["tokenwheel.lab"] = Lab(store, models, settings)
+    app.extensions["tokenwheel.lab"] = Lab(store, models, settings, repository=sessions.repository)
     app.extensions["tokenwheel.maintenance"] = maintenance
     app.extensions["tokenwheel.models"] = models
 

@@ -80,13 +80,16 @@ class Lab:
         settings: Settings,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
+        repository: SessionRepository | None = None,
     ) -> None:
+        """``repository``: share the student sessions' (one snapshot cache and one table
+        of per-session locks for both services in a process)."""
         self.store = store
         self.settings = settings
         self.clock = clock
         self.models = ModelGateway(models)
         self.views = SessionViews(self.models)
-        self.repository = SessionRepository(store, clock, settings.session_ttl)
+        self.repository = repository or SessionRepository(store, clock, settings.session_ttl)
         self.keys = IdempotencyKeys(store, clock, settings.idempotency_window)
         self.rng = rng or random.SystemRandom()
 
