@@ -54,6 +54,13 @@ def build(
     It starts ``start_minutes`` after T0, one event a second."""
     start = T0 + timedelta(minutes=start_minutes)
     events: list[Event] = d.create_session(sid(n), model, start, class_code=class_code)
+    return extend(events, *steps, start=start)
+
+
+def extend(events: list[Event], *steps: Any, start: datetime = T0) -> list[Event]:
+    """``events`` and the events of ``steps`` (as for :func:`build`), one a second after
+    ``start``."""
+    events = list(events)
     state = d.replay(events)
     assert state is not None
     for i, step in enumerate(steps, start=1):

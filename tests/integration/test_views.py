@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from tests.streams import T0, A, B, C, D, E, F, build, sid
+from tests.streams import T0, A, B, C, D, E, F, build, extend, sid
 from tokenwheel.domain import session as d
 from tokenwheel.domain.events import Event, payload_of
 from tokenwheel.domain.statistics import session_statistics, timeline
@@ -146,15 +146,21 @@ def test_session_summaries_match_the_statistics(engine: sa.Engine) -> None:
 
 
 def test_how_often_did_students_pick_other_in_a_class(engine: sa.Engine) -> None:
+    third = build(3, "The cat", D, E, class_code="7b")
+    state = d.replay(third)
+    assert state is not None
+    # a fork of the third copies D and E (picked there, not again) and picks B
+    fork = extend(d.fork_session(state, state, sid(4), T0), B)
     store_streams(
         engine,
         build(1, "The cat", A, B, None, C, class_code="7b"),  # B undone: it still was picked
         build(2, "The cat", E, class_code="c2"),
-        build(3, "The cat", D, E, class_code="7b"),
+        third,
+        fork,
     )
     (row,) = rows(engine, OTHER_IN_CLASS)
-    assert (row["picks"], row["other_picks"]) == (5, 3)  # A, B, C, D, E
-    assert math.isclose(row["other_share"], 3 / 5)  # type: ignore[arg-type]
+    assert (row["picks"], row["other_picks"]) == (6, 4)  # A, B, C, D, E and the fork's B
+    assert math.isclose(row["other_share"], 4 / 6)  # type: ignore[arg-type]
 
 
 def test_purged_sessions_leave_the_views(engine: sa.Engine) -> None:
@@ -228,8 +234,6 @@ def test_session_forks_name_each_forks_parent(engine: sa.Engine) -> None:
         "model_name": "m",
         "copied_token_count": 1,
     }
-    # 0002's views do not show forks yet (docs/events.md says so)
-    assert [r["session_id"] for r in rows(engine, "SELECT * FROM session_summaries")] == [sid(1)]
     config = migrate.alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
@@ -237,3 +241,87 @@ def test_session_forks_name_each_forks_parent(engine: sa.Engine) -> None:
     assert "session_forks" not in set(sa.inspect(engine).get_view_names())
     migrate.upgrade(engine)
     assert len(rows(engine, "SELECT * FROM session_forks")) == 1
+
+
+def test_forks_are_in_token_events_and_session_summaries(engine: sa.Engine) -> None:
+    """Migration 0007: a fork's copied tokens and its own picks are rows of token_events
+    (copied ones marked), and its summary equals the statistics API's numbers."""
+    parent = build(1, "The cat", A, B, D, class_code="7b")  # versions 3, 4, 5
+    whole = d.replay(parent)
+    assert whole is not None
+    later = T0 + timedelta(minutes=5)
+    # the fork copies A, B, D; then undoes D (a copied token), appends E and C, undoes C
+    fork = extend(d.fork_session(whole, whole, sid(2), later), None, E, C, None, start=later)
+    # a second fork of the first fork's version 1, whose prompt is then replaced
+    at_one = d.replay(fork[:1])
+    fork_state = d.replay(fork)
+    assert at_one is not None and fork_state is not None
+    again = d.fork_session(fork_state, at_one, sid(3), later)
+    again = extend(again, "The dog", F, start=later)
+    store_streams(engine, parent, fork, again)
+
+    got = rows(
+        engine,
+        "SELECT * FROM token_events WHERE session_id = :s ORDER BY version, copied_from_parent",
+        s=sid(2),
+    )
+    fates = [
+        (r["token_id"], r["version"], r["copied_from_parent"], r["undone"], r["in_text"])
+        for r in got
+    ]
+    assert sorted(fates, key=lambda f: (f[1], f[0])) == [
+        (A.token_id, 1, 1, 0, 1),
+        (B.token_id, 1, 1, 0, 1),
+        (D.token_id, 1, 1, 1, 0),  # the undo at version 2 took the last copied token
+        (E.token_id, 3, 0, 0, 1),
+        (C.token_id, 4, 0, 1, 0),
+    ]
+    assert {(r["class_code"], r["model_name"], r["prompt_version"]) for r in got} == {
+        ("7b", "m", 1)
+    }
+    copied_b = next(r for r in got if r["token_id"] == B.token_id)
+    for key in ("probability", "log_probability", "category", "selection", "rank", "top_k"):
+        assert copied_b[key] == getattr(B, key), key
+    assert copied_b["sampled_from_other"] == 1
+    assert copied_b["other_token_count"] == B.other_token_count
+
+    # the second fork's copied tokens (A, B, D) were cleared by its own SetPrompt
+    cleared = rows(engine, "SELECT * FROM token_events WHERE session_id = :s", s=sid(3))
+    assert sorted((r["token_id"], r["prompt_reset"], r["in_text"]) for r in cleared) == [
+        (A.token_id, 1, 0),
+        (B.token_id, 1, 0),
+        (D.token_id, 1, 0),
+        (F.token_id, 0, 1),
+    ]
+
+    summaries = {r["session_id"]: r for r in rows(engine, "SELECT * FROM session_summaries")}
+    assert set(summaries) == {sid(1), sid(2), sid(3)}
+    assert (summaries[sid(1)]["parent_session_id"], summaries[sid(1)]["parent_version"]) == (
+        None,
+        None,
+    )
+    assert (summaries[sid(2)]["parent_session_id"], summaries[sid(2)]["parent_version"]) == (
+        sid(1),
+        5,
+    )
+    assert summaries[sid(3)]["parent_session_id"] == sid(2)
+    for events in (parent, fork, again):
+        stats = session_statistics(events)
+        row = summaries[stats.session_id]
+        assert (row["prompt"], row["prompt_count"], row["undo_count"]) == (
+            stats.prompt,
+            stats.prompt_count,
+            stats.undo_count,
+        )
+        assert (row["tokens_appended"], row["other_picks"]) == (
+            stats.tokens_appended,
+            stats.other_picks,
+        )
+        text = stats.text
+        assert (row["tokens_generated"], row["other_count"], row["top_choice_count"]) == (
+            text.tokens_generated,
+            text.other_count,
+            text.top_choice_count,
+        )
+        assert row["other_sampled_count"] == text.other_sampled_count
+        assert math.isclose(row["log_probability"], text.log_probability, abs_tol=1e-12)  # type: ignore[arg-type]
