@@ -353,9 +353,9 @@ def test_start_never_discards_work_silently(
 def test_tab_order_one_stop_text_and_visible_focus(
     desk: tuple[Page, PageWatch], server: Server
 ) -> None:
-    """prompt, Start, wheel, Spin, Undo, the sliders, the text (one stop: the arrows move
-    between its tokens); a visible focus on each; tokens never break inside; a plain-text
-    view without chips."""
+    """prompt, Start, wheel, Spin, Undo, the sliders, the sampling rules (closed), the text
+    (one stop: the arrows move between its tokens); a visible focus on each; tokens never
+    break inside; a plain-text view without chips."""
     page, watch = desk
     start(page, server)
     for _ in range(14):  # a text long enough to wrap: pick the focused wedge again and again
@@ -365,7 +365,7 @@ def test_tab_order_one_stop_text_and_visible_focus(
 
     page.focus("#prompt")
     stops = []
-    for _ in range(8):
+    for _ in range(9):
         stops.append(
             page.evaluate(
                 """() => {
@@ -389,6 +389,7 @@ def test_tab_order_one_stop_text_and_visible_focus(
         "undo",
         "temperature",
         "threshold",
+        "rules",
         "text",
     ], order
     assert all(ring for _, ring in stops[1:]), stops  # (the prompt shows its caret)
@@ -818,4 +819,109 @@ def test_behind_a_balancer_a_lost_answer_is_retried_once_with_the_same_key(
     page.unroute(re.compile(r"/spin$"))
     check(page, "student-server-busy")
     assert watch.expected_failures_only({502, 503}) == []
+    assert watch.outside == []
+
+
+# ---------------------------------------------------------------- the lab on the page
+
+FORMAT = """([fn, value]) => import("/static/format.js").then((f) => f[fn](value))"""
+
+
+def formatted(page: Page, fn: str, value: float) -> str:
+    """A number as the page's format.js writes it (percent, count...)."""
+    return str(page.evaluate(FORMAT, [fn, value]))
+
+
+KEPT = """() => [...document.querySelectorAll("#wheel .wedge")].map((w) => ({
+  kind: w.dataset.kind, token: w.dataset.tokenId ?? null, kept: w.dataset.kept === "true",
+  cut: w.classList.contains("cut"), name: w.getAttribute("aria-label"),
+}))"""
+
+
+def test_sampling_rules_grey_the_cut_wedges_and_spins_land_on_kept_ones(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """Top-k 2, set by keyboard in the closed-by-default Sampling rules: every wedge but the
+    two the API keeps is greyed, the kept ones show their share of spins, a line says how
+    many tokens the rules keep; a spin (its request carries the rules) lands on a kept
+    token, under the pointer; back to off, nothing is cut."""
+    page, watch = desk
+    session = start(page, server)
+    rules = page.get_by_test_id("rules")
+    expect(page.locator("#rules-state")).to_have_text(say(lang, "rules.stateOff"))
+    assert rules.get_attribute("open") is None  # the main screen stays one screen
+    # keyboard: the summary opens the rules, the arrows move the top-k slider to 2
+    page.focus("#rules summary")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("top-k")).to_be_visible()
+    expect(page.locator("#top-k-value")).to_have_text(say(lang, "rules.off"))
+    page.focus("#top-k")
+    with page.expect_response(re.compile(r"next-token-probs\?.*top_k=2&")) as answer:
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+    probs = answer.value.json()
+    idle(page)
+    expect(page.locator("#top-k-value")).to_have_text("2")
+    expect(page.locator("#top-k-note")).to_have_text(say(lang, "rules.topK.on", count=2))
+    expect(page.locator("#wheel")).to_have_attribute("data-rules", "true")
+    assert probs["sampling"]["top_k"] == 2 and probs["sampling"]["kept_token_count"] == 2
+
+    # the wedges the API keeps are the two not greyed; every other wedge is greyed
+    kept_by_api = {
+        str(t["token_id"]): t
+        for t in probs["above_threshold_tokens"] + probs["other_category"]["sample_tokens"]
+        if t["kept"]
+    }
+    assert len(kept_by_api) == 2
+    drawn = page.evaluate(KEPT)
+    assert {w["token"] for w in drawn if w["kept"]} == set(kept_by_api)
+    assert all(w["cut"] for w in drawn if not w["kept"])
+    assert sum(1 for w in drawn if w["cut"]) == len(drawn) - 2
+    # a kept wedge names its probability and its share of spins; a cut one says it is cut
+    for w in drawn:
+        if w["kept"]:
+            share = formatted(page, "percent", kept_by_api[w["token"]]["sampling_probability"])
+            assert share in w["name"], w
+        else:
+            assert say(lang, "wheel.cutName", name="").strip("{} ;:")[:12] in w["name"], w
+    kept_share = formatted(page, "percent", probs["sampling"]["kept_probability"])
+    expect(page.locator("#rules-kept")).to_have_text(
+        say(lang, "rules.kept", count="2", share=kept_share)
+    )
+    expect(page.locator("#rules-state")).to_have_text(say(lang, "rules.stateOn", count="2"))
+    check(page, "student-rules-top-k-2")
+
+    # a spin: sent with the rules, lands on a kept token, under the pointer
+    held: list[Route] = []
+    page.route(re.compile(r"/next-token-probs"), lambda route: held.append(route))
+    page.focus("#spin")
+    with page.expect_response(re.compile(r"/spin$")) as spun:
+        page.keyboard.press("Enter")
+    body = spun.value.json()
+    assert spun.value.request.post_data_json["top_k"] == 2
+    token = body["appended_token"]
+    assert str(token["token_id"]) in kept_by_api
+    assert body["token_history"][-1]["top_k"] == 2
+    page.wait_for_function("() => document.querySelector('#wheel .wedge.landed') !== null")
+    assert_landed_under_the_pointer(page, body)
+    expect(page.locator("#landing-text")).to_contain_text(
+        formatted(page, "percent", body["token_history"][-1]["sampling_probability"])
+    )
+    check(page, "student-rules-spun")
+    page.unroute(re.compile(r"/next-token-probs"))
+    for route in held:
+        route.continue_()
+    idle(page)
+    expect(chips(page)).to_have_count(1)
+
+    # Home: top-k off again; nothing is cut, the line says so
+    page.focus("#top-k")
+    with page.expect_response(re.compile(r"next-token-probs\?.*top_k=0&")):
+        page.keyboard.press("Home")
+    idle(page)
+    expect(page.locator("#wheel")).to_have_attribute("data-rules", "false")
+    assert all(w["kept"] and not w["cut"] for w in page.evaluate(KEPT))
+    expect(page.locator("#rules-state")).to_have_text(say(lang, "rules.stateOff"))
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == 3
+    assert watch.errors == []
     assert watch.outside == []

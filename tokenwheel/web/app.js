@@ -12,8 +12,9 @@ import {
   threshold as thresholdText,
 } from "./format.js";
 import { languageSwitch, onLanguageChange, t, translatePage } from "./i18n.js";
+import { Rules, rulesOf } from "./rules.js";
 import { describe, renderTokens } from "./tokens.js";
-import { OTHER_TOP_K, SMALLEST_DRAWN, Wheel, drawnSummary } from "./wheel.js";
+import { OTHER_TOP_K, SMALLEST_DRAWN, Wheel, drawnSummary, rulesOn } from "./wheel.js";
 
 const THRESHOLDS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
 const OTHER_LISTED = 10; // Other's most likely tokens listed beside the wheel, to pick
@@ -59,6 +60,14 @@ const ui = {
   sessionInfo: $("session-info"),
   confirm: $("confirm"),
   confirmText: $("confirm-text"),
+  rules: {
+    details: $("rules"),
+    state: $("rules-state"),
+    kept: $("rules-kept"),
+    top_k: { input: $("top-k"), output: $("top-k-value"), note: $("top-k-note") },
+    top_p: { input: $("top-p"), output: $("top-p-value"), note: $("top-p-note") },
+    min_p: { input: $("min-p"), output: $("min-p-value"), note: $("min-p-note") },
+  },
 };
 
 const state = {
@@ -92,6 +101,8 @@ const wheel = new Wheel(ui.wheel, {
   onShow: (item, how) => showItem(item, how),
   onArm: (item) => armItem(item),
 });
+
+const rules = new Rules(ui.rules, () => sliderChanged());
 
 function noteMotion() {
   document.documentElement.dataset.motion = reducedMotion.matches ? "reduced" : "full";
@@ -209,7 +220,11 @@ async function task(work) {
 function wheelIsStale() {
   if (!state.session || !state.probs) return false;
   const want = settings();
-  return want.temperature !== state.probs.temperature || want.threshold !== state.probs.threshold;
+  return (
+    want.temperature !== state.probs.temperature ||
+    want.threshold !== state.probs.threshold ||
+    !rules.matches(state.probs)
+  );
 }
 
 // ---------------------------------------------------------------- the text
@@ -242,7 +257,12 @@ async function loadWheel() {
   if (!state.session) return;
   const ask = ++state.wheelRequest;
   const { temperature, threshold } = settings();
-  const query = new URLSearchParams({ temperature, threshold, other_top_k: OTHER_TOP_K });
+  const query = new URLSearchParams({
+    temperature,
+    threshold,
+    other_top_k: OTHER_TOP_K,
+    ...rules.values(),
+  });
   const probs = await call("GET", `/api/sessions/${state.session.id}/next-token-probs?${query}`);
   if (ask !== state.wheelRequest) return; // a newer request is on its way
   state.probs = probs;
@@ -260,20 +280,27 @@ function drawWheel() {
   renderWheelSummary(probs);
   renderTemperatureNote(probs);
   renderOther(probs);
+  rules.show(probs);
 }
 
 function itemText(item) {
+  let text;
   if (item.kind === "rest") {
-    return t("wedge.rest", { count: item.rest.count, share: percent(item.rest.share) });
+    text = t("wedge.rest", { count: item.rest.count, share: percent(item.rest.share) });
+  } else {
+    const { token } = item;
+    text = t(`wedge.${item.kind}`, {
+      token: quoted(token),
+      share: percent(token.probability),
+      rank: item.rank,
+      id: String(token.token_id), // an id, not a quantity: no digit grouping
+      threshold: thresholdText(state.probs.threshold),
+    });
   }
-  const { token } = item;
-  return t(`wedge.${item.kind}`, {
-    token: quoted(token),
-    share: percent(token.probability),
-    rank: item.rank,
-    id: String(token.token_id), // an id, not a quantity: no digit grouping
-    threshold: thresholdText(state.probs.threshold),
-  });
+  if (!rulesOn(state.probs)) return text;
+  if (item.cut) return `${text} ${t(item.kind === "rest" ? "wedge.restCut" : "wedge.cutInfo")}`;
+  if (item.kind === "rest") return text;
+  return `${text} ${t("wedge.keptInfo", { kept: percent(item.token.sampling_probability) })}`;
 }
 
 function showItem(item, { armed, hover = false }) {
@@ -473,6 +500,7 @@ async function append(body, said) {
     ...body,
     temperature,
     threshold,
+    ...rulesOf(state.probs),
     expected_version: version,
   });
   state.version = result.version;
@@ -483,6 +511,11 @@ async function append(body, said) {
 }
 
 function pickItem(item) {
+  if (item.kind === "rest" && item.cut && rulesOn(state.probs)) {
+    // the rules keep none of Other's tokens: there is nothing to draw (the server says 400)
+    setStatus(() => t("wedge.restCut"));
+    return;
+  }
   if (item.kind === "rest") task(() => append({ category: "other" }, "status.drawn"));
   else task(() => append({ token_id: item.token.token_id }, "status.picked"));
 }
@@ -500,7 +533,12 @@ function renderLanding() {
     token: quoted(token),
     share: percent(token.probability),
   };
-  if (landed.wedge === "token") ui.landingText.textContent = t("landing.token", where);
+  if (rulesOn(probs)) {
+    // the appended token as the history records it, with its share of the spins
+    const recorded = result.token_history[result.token_history.length - 1];
+    const kept = percent(recorded.sampling_probability ?? token.probability);
+    ui.landingText.textContent = t("landing.rules", { ...where, kept });
+  } else if (landed.wedge === "token") ui.landingText.textContent = t("landing.token", where);
   else {
     const info = result.other_category_info;
     ui.landingText.textContent = t("landing.other", {
@@ -532,11 +570,13 @@ function spin() {
     const result = await call("POST", `/api/sessions/${state.session.id}/spin`, {
       temperature,
       threshold,
+      ...rulesOf(probs),
       expected_version: probs.version,
     });
     state.version = result.version;
     keepPointerInView();
-    await wheel.spinTo(result.angle, reducedMotion.matches);
+    // with rules on, the server's angle is on the wheel of kept shares: see landingAngle
+    await wheel.spinTo(wheel.landingAngle(result), reducedMotion.matches);
     wheel.markLanded(result.landed.wedge_index, result.appended_token.token_id);
     keepText(result);
     state.landing = { result, probs };
@@ -639,6 +679,7 @@ function relabel() {
   if (ui.prompt.value === state.defaultPrompt) ui.prompt.value = t("setup.defaultPrompt");
   state.defaultPrompt = t("setup.defaultPrompt");
   showSettings();
+  rules.show();
   renderModels();
   showSession();
   if (state.prompt !== null) renderText();
@@ -681,6 +722,7 @@ ui.threshold.addEventListener("input", sliderChanged);
 ui.model.addEventListener("change", refreshButtons);
 ui.messageAction.addEventListener("click", () => ui.setup.requestSubmit());
 showSettings();
+rules.show();
 renderModels();
 refreshButtons();
 // Start comes disabled in the HTML: a click before this script has attached its handlers
