@@ -48,6 +48,7 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("tokens.js", "javascript"),
         ("wheel.js", "javascript"),
         ("rules.js", "javascript"),
+        ("surprise.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
@@ -89,7 +90,16 @@ def test_modules_import_only_their_siblings() -> None:
 
 CATALOGS = {lang: WEB / "i18n" / f"{lang}.json" for lang in ("en", "es")}
 PAGES = ("index.html", "teacher.html")  # docs.html is Swagger UI's page, in English only
-SCRIPTS = ("app.js", "teacher.js", "wheel.js", "tokens.js", "format.js", "api.js", "rules.js")
+SCRIPTS = (
+    "app.js",
+    "teacher.js",
+    "wheel.js",
+    "tokens.js",
+    "format.js",
+    "api.js",
+    "rules.js",
+    "surprise.js",
+)
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 

@@ -925,3 +925,79 @@ def test_sampling_rules_grey_the_cut_wedges_and_spins_land_on_kept_ones(
     assert server.request("GET", f"/api/sessions/{session}")["version"] == 3
     assert watch.errors == []
     assert watch.outside == []
+
+
+INTL = "([lang, n, options]) => new Intl.NumberFormat(lang, options).format(n)"
+
+
+def intl(page: Page, lang: str, n: float, **options: Any) -> str:
+    """``n`` written by the browser's Intl for ``lang`` (the page's own formats, checked
+    independently of its scripts)."""
+    return str(page.evaluate(INTL, [lang, n, options]))
+
+
+def one_decimal(page: Page, lang: str, x: float) -> str:
+    return intl(page, lang, x, minimumFractionDigits=1, maximumFractionDigits=1)
+
+
+def one_in(page: Page, lang: str, nats: float) -> str:
+    """ "1 in N" for a surprise of ``nats``: one decimal below 10, three significant digits
+    up to 10^15, then the number of digits."""
+    n = math.exp(nats)
+    if n < 9.95:
+        return say(lang, "surprise.oneIn", n=one_decimal(page, lang, n))
+    if n < 1e15:
+        return say(lang, "surprise.oneIn", n=intl(page, lang, n, maximumSignificantDigits=3))
+    return say(lang, "surprise.oneInDigits", digits=int(nats / math.log(10)) + 1)
+
+
+def test_surprise_in_plain_words(desk: tuple[Page, PageWatch], server: Server, lang: str) -> None:
+    """The wheel says how unsure the model is (its effective_choices); each token of the
+    text, focused or pointed at, says how surprising it was (surprisal_bits); the text
+    says how likely the model found it (log_probability): all as the API has them."""
+    page, watch = desk
+    session = start(page, server)
+    query = "temperature=1&threshold=0.01&other_top_k=100"
+    probs = server.request("GET", f"/api/sessions/{session}/next-token-probs?{query}")
+    n = probs["effective_choices"]
+    assert math.isclose(n, 2 ** probs["entropy_bits"], rel_tol=1e-9)
+    choices = (
+        one_decimal(page, lang, n) if n < 9.95 else intl(page, lang, n, maximumSignificantDigits=3)
+    )
+    bits = one_decimal(page, lang, probs["entropy_bits"])
+    expect(page.get_by_test_id("uncertainty")).to_have_text(
+        say(lang, "surprise.choices", count=2, choices=choices, bits=bits)
+    )
+    expect(page.get_by_test_id("text-chance")).to_be_empty()
+
+    for count in (1, 2):
+        page.get_by_test_id("spin").click()
+        expect(chips(page)).to_have_count(count)
+        idle(page)
+    state = server.request("GET", f"/api/sessions/{session}")
+    history = state["token_history"]
+    nats = -state["log_probability"]
+    expect(page.get_by_test_id("text-chance")).to_have_text(
+        say(
+            lang,
+            "surprise.text",
+            count=2,
+            chance=one_in(page, lang, nats),
+            bits=one_decimal(page, lang, nats / math.log(2)),
+        )
+    )
+    # a token's surprise: on focus (the keyboard), and on pointing at it
+    for i, how in ((0, "focus"), (1, "hover")):
+        chip = chips(page).nth(i)
+        chip.focus() if how == "focus" else chip.hover()
+        token = history[i]
+        surprise = say(
+            lang,
+            "surprise.token",
+            chance=one_in(page, lang, token["surprisal_bits"] * math.log(2)),
+            bits=one_decimal(page, lang, token["surprisal_bits"]),
+        )
+        expect(page.locator("#token-info")).to_contain_text(surprise)
+        check(page, f"student-surprise-{how}")
+    assert watch.errors == []
+    assert watch.outside == []

@@ -13,6 +13,7 @@ import {
 } from "./format.js";
 import { languageSwitch, onLanguageChange, t, translatePage } from "./i18n.js";
 import { Rules, rulesOf } from "./rules.js";
+import { textChance, tokenSurprise, uncertainty } from "./surprise.js";
 import { describe, renderTokens } from "./tokens.js";
 import { OTHER_TOP_K, SMALLEST_DRAWN, Wheel, drawnSummary, rulesOn } from "./wheel.js";
 
@@ -43,6 +44,8 @@ const ui = {
   plainText: $("plain-text"),
   tokenInfo: $("token-info"),
   wheelSummary: $("wheel-summary"),
+  uncertainty: $("uncertainty"),
+  textChance: $("text-chance"),
   wedgeInfo: $("wedge-info"),
   wedgePick: $("wedge-pick"),
   spin: $("spin"),
@@ -231,8 +234,9 @@ function wheelIsStale() {
 
 function renderText() {
   renderTokens(ui.text, state.prompt, state.history, (token) => {
-    ui.tokenInfo.textContent = describe(token);
+    ui.tokenInfo.textContent = `${describe(token)}. ${tokenSurprise(token)}`;
   });
+  ui.textChance.textContent = textChance(state.history);
   ui.plainText.textContent = state.currentText;
   const plain = ui.plain.checked;
   ui.text.hidden = plain;
@@ -278,6 +282,7 @@ function drawWheel() {
   state.shown = null;
   renderWedgeHint();
   renderWheelSummary(probs);
+  ui.uncertainty.textContent = uncertainty(probs);
   renderTemperatureNote(probs);
   renderOther(probs);
   rules.show(probs);
