@@ -49,6 +49,7 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("wheel.js", "javascript"),
         ("rules.js", "javascript"),
         ("surprise.js", "javascript"),
+        ("branch.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
@@ -99,6 +100,7 @@ SCRIPTS = (
     "api.js",
     "rules.js",
     "surprise.js",
+    "branch.js",
 )
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

@@ -1001,3 +1001,73 @@ def test_surprise_in_plain_words(desk: tuple[Page, PageWatch], server: Server, l
         check(page, f"student-surprise-{how}")
     assert watch.errors == []
     assert watch.outside == []
+
+
+def test_branch_here_forks_at_the_token_and_goes_on_in_the_fork(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """Four tokens with an undo among them (so versions are not positions); the second
+    token chosen by keyboard, "Branch here": the fork starts right after that token was
+    added (forked_from names the session and that version), the page goes on in the fork
+    with two tokens, and the session it came from still has its four."""
+    page, watch = desk
+    old = start(page, server)
+    expect(page.get_by_test_id("branch")).to_be_hidden()  # no token yet
+    for count in (1, 2, 3):
+        page.get_by_test_id("spin").click()
+        expect(chips(page)).to_have_count(count)
+        idle(page)
+    page.get_by_test_id("undo").click()
+    expect(chips(page)).to_have_count(2)
+    idle(page)
+    for count in (3, 4):
+        page.get_by_test_id("spin").click()
+        expect(chips(page)).to_have_count(count)
+        idle(page)
+    before = server.request("GET", f"/api/sessions/{old}")
+    # created 1, prompt 2, tokens 3 4 5, undo 6, tokens 7 8: the second token came at 4
+    assert before["version"] == 8 and len(before["token_history"]) == 4
+    ids = [t["token_id"] for t in before["token_history"]]
+
+    # the newest token is selected; the keyboard moves to the second
+    branch = page.get_by_test_id("branch")
+    expect(branch).to_have_attribute("data-index", "3")
+    chips(page).nth(3).focus()
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")
+    expect(branch).to_have_attribute("data-index", "1")
+    second = before["token_history"][1]
+    expect(branch).to_contain_text(second["display_text"])
+    check(page, "student-branch-chosen")
+    page.keyboard.press("Tab")  # the plain-text switch
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "branch"
+    with page.expect_response(re.compile(r"/fork$")) as forked:
+        page.keyboard.press("Enter")
+    fork = forked.value.json()
+    assert forked.value.status == 201
+    assert fork["forked_from"] == {"session_id": old, "version": 4}
+    expect(chips(page)).to_have_count(2)
+    idle(page)
+    new = fork["session_id"]
+    expect(page.locator("body")).to_have_attribute("data-session", new)
+    expect(page.locator("#session-info")).to_contain_text(new[:8])
+    expect(page.locator("#status")).to_have_text(
+        say(lang, "branch.done", count="2", id=new[:8], **{"from": old[:8]})
+    )
+    assert [c.get_attribute("data-token-id") for c in chips(page).all()] == [
+        str(i) for i in ids[:2]
+    ]
+    state = server.request("GET", f"/api/sessions/{new}")
+    assert [t["token_id"] for t in state["token_history"]] == ids[:2]
+    assert len(server.request("GET", f"/api/sessions/{old}")["token_history"]) == 4
+    check(page, "student-branched")
+
+    # the page goes on in the fork; the old session is left as it was
+    page.get_by_test_id("spin").click()
+    expect(chips(page)).to_have_count(3)
+    idle(page)
+    assert len(server.request("GET", f"/api/sessions/{new}")["token_history"]) == 3
+    assert server.request("GET", f"/api/sessions/{old}")["version"] == 8
+    assert watch.errors == []
+    assert watch.outside == []

@@ -2,7 +2,8 @@
 // It uses only the REST API under /api; every word it shows comes from the catalogs
 // (i18n.js), and an error body's `message` is shown as the server wrote it.
 
-import { call, explain, showMessage } from "./api.js";
+import { ApiError, call, explain, showMessage } from "./api.js";
+import { Origins } from "./branch.js";
 import {
   count,
   decimal,
@@ -43,6 +44,7 @@ const ui = {
   plain: $("plain"),
   plainText: $("plain-text"),
   tokenInfo: $("token-info"),
+  branch: $("branch"),
   wheelSummary: $("wheel-summary"),
   uncertainty: $("uncertainty"),
   textChance: $("text-chance"),
@@ -89,6 +91,7 @@ const state = {
   error: null, // the error in the message box
   landing: null, // {result, probs} of the last spin, while it is shown
   shown: null, // the wedge whose description is shown
+  selected: -1, // the token of the text chosen for "Branch here" (-1: none)
   defaultPrompt: "",
 };
 
@@ -106,6 +109,7 @@ const wheel = new Wheel(ui.wheel, {
 });
 
 const rules = new Rules(ui.rules, () => sliderChanged());
+const origins = new Origins(); // where each token of the text was added (branch.js)
 
 function noteMotion() {
   document.documentElement.dataset.motion = reducedMotion.matches ? "reduced" : "full";
@@ -195,6 +199,7 @@ function refreshButtons() {
   setUsable(ui.undo, Boolean(state.session) && !state.busy && !blocked && state.history.length > 0);
   setUsable(ui.start, !state.busy && Boolean(ui.model.value));
   setUsable(ui.wedgePick, ready);
+  setUsable(ui.branch, Boolean(state.session) && !state.busy && !blocked && state.selected >= 0);
   wheel.setEnabled(ready);
   for (const button of ui.otherList.querySelectorAll("button")) setUsable(button, ready);
 }
@@ -233,9 +238,18 @@ function wheelIsStale() {
 // ---------------------------------------------------------------- the text
 
 function renderText() {
-  renderTokens(ui.text, state.prompt, state.history, (token) => {
-    ui.tokenInfo.textContent = `${describe(token)}. ${tokenSurprise(token)}`;
-  });
+  renderTokens(
+    ui.text,
+    state.prompt,
+    state.history,
+    (token) => {
+      ui.tokenInfo.textContent = `${describe(token)}. ${tokenSurprise(token)}`;
+    },
+    (index) => {
+      state.selected = index;
+      renderBranch();
+    },
+  );
   ui.textChance.textContent = textChance(state.history);
   ui.plainText.textContent = state.currentText;
   const plain = ui.plain.checked;
@@ -247,6 +261,58 @@ function renderText() {
   if (scrolls && !chips) ui.textBox.tabIndex = 0;
   else ui.textBox.removeAttribute("tabindex");
   ui.textBox.scrollTop = ui.textBox.scrollHeight;
+}
+
+// "Branch here" names the selected token of the text.
+function renderBranch() {
+  const token = state.history[state.selected];
+  ui.branch.hidden = !token;
+  if (!token) return;
+  ui.branch.textContent = t("branch.button", { token: quoted(token), position: state.selected + 1 });
+  ui.branch.dataset.index = String(state.selected);
+  refreshButtons();
+}
+
+// Fork the session right after the selected token was added and go on in the fork; the
+// session it came from stays as it is.
+function branch() {
+  if (!usable(ui.branch)) return;
+  const index = state.selected;
+  const origin = origins.at(index);
+  if (!origin) {
+    setStatus(() => t("branch.unknown"));
+    return;
+  }
+  task(async () => {
+    clearMessage();
+    const parent = state.session;
+    let fork;
+    try {
+      fork = await call("POST", `/api/sessions/${origin.session}/fork`, {
+        version: origin.version,
+      });
+    } catch (error) {
+      // the session an inherited token came from is gone; this one is still fine
+      if (error instanceof ApiError && error.status === 404 && origin.session !== parent.id) {
+        setStatus(() => t("branch.gone"));
+        return;
+      }
+      throw error;
+    }
+    state.session = { id: fork.session_id, model: fork.model_name, classCode: parent.classCode };
+    state.version = fork.version;
+    state.prompt = fork.initial_prompt;
+    state.landing = null;
+    ui.landing.hidden = true;
+    origins.forked(index, fork.version);
+    ui.text.dataset.follow = "true"; // the newest token of the branch takes the tab stop
+    keepText(fork);
+    showSession();
+    const id = fork.session_id.slice(0, 8);
+    const from = parent.id.slice(0, 8);
+    setStatus(() => t("branch.done", { count: fork.token_history.length, id, from }));
+    await loadWheel();
+  });
 }
 
 function keepText(result) {
@@ -480,6 +546,7 @@ async function start(event) {
     state.version = set.version;
     state.prompt = prompt;
     state.history = [];
+    origins.reset(set.version);
     state.currentText = set.current_text;
     state.landing = null;
     ui.landing.hidden = true;
@@ -509,6 +576,7 @@ async function append(body, said) {
     expected_version: version,
   });
   state.version = result.version;
+  origins.appended(state.session.id, result.version, result.appended_token.token_id);
   keepText(result);
   const token = result.appended_token;
   setStatus(() => t(said, { token: quoted(token), share: percent(token.probability) }));
@@ -583,6 +651,7 @@ function spin() {
     // with rules on, the server's angle is on the wheel of kept shares: see landingAngle
     await wheel.spinTo(wheel.landingAngle(result), reducedMotion.matches);
     wheel.markLanded(result.landed.wedge_index, result.appended_token.token_id);
+    origins.appended(state.session.id, result.version, result.appended_token.token_id);
     keepText(result);
     state.landing = { result, probs };
     renderLanding();
@@ -602,6 +671,7 @@ function undo() {
       expected_version: state.version,
     });
     state.version = result.version;
+    origins.undone(result.version);
     keepText(result);
     state.landing = null;
     ui.landing.hidden = true;
@@ -617,6 +687,7 @@ async function reloadSession() {
   const now = await call("GET", `/api/sessions/${state.session.id}`);
   state.version = now.version;
   state.prompt = now.initial_prompt;
+  origins.reloaded(state.session.id, now.token_history, now.version);
   state.landing = null;
   ui.landing.hidden = true;
   keepText(now);
@@ -722,6 +793,7 @@ ui.wedgePick.addEventListener("click", () => {
   if (usable(ui.wedgePick)) wheel.pickArmed();
 });
 ui.plain.addEventListener("change", renderText);
+ui.branch.addEventListener("click", branch);
 ui.temperature.addEventListener("input", sliderChanged);
 ui.threshold.addEventListener("input", sliderChanged);
 ui.model.addEventListener("change", refreshButtons);
