@@ -50,6 +50,7 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("rules.js", "javascript"),
         ("surprise.js", "javascript"),
         ("branch.js", "javascript"),
+        ("sample-chart.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
@@ -101,6 +102,7 @@ SCRIPTS = (
     "rules.js",
     "surprise.js",
     "branch.js",
+    "sample-chart.js",
 )
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

@@ -353,9 +353,9 @@ def test_start_never_discards_work_silently(
 def test_tab_order_one_stop_text_and_visible_focus(
     desk: tuple[Page, PageWatch], server: Server
 ) -> None:
-    """prompt, Start, wheel, Spin, Undo, the sliders, the sampling rules (closed), the text
-    (one stop: the arrows move between its tokens); a visible focus on each; tokens never
-    break inside; a plain-text view without chips."""
+    """prompt, Start, wheel, Spin, Undo, Spin 10/100/1000, the sliders, the sampling rules
+    (closed), the text (one stop: the arrows move between its tokens); a visible focus on
+    each; tokens never break inside; a plain-text view without chips."""
     page, watch = desk
     start(page, server)
     for _ in range(14):  # a text long enough to wrap: pick the focused wedge again and again
@@ -365,7 +365,7 @@ def test_tab_order_one_stop_text_and_visible_focus(
 
     page.focus("#prompt")
     stops = []
-    for _ in range(9):
+    for _ in range(12):
         stops.append(
             page.evaluate(
                 """() => {
@@ -387,6 +387,9 @@ def test_tab_order_one_stop_text_and_visible_focus(
         "wheel",
         "spin",
         "undo",
+        "spin-10",
+        "spin-100",
+        "spin-1000",
         "temperature",
         "threshold",
         "rules",
@@ -1069,5 +1072,82 @@ def test_branch_here_forks_at_the_token_and_goes_on_in_the_fork(
     idle(page)
     assert len(server.request("GET", f"/api/sessions/{new}")["token_history"]) == 3
     assert server.request("GET", f"/api/sessions/{old}")["version"] == 8
+    assert watch.errors == []
+    assert watch.outside == []
+
+
+def test_spin_many_counts_the_spins_and_adds_nothing(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """Spin 100, by keyboard: a dialog shows, for each wedge and Other, its probability,
+    the spins that landed on it and their share, exactly as the API counted them for the
+    seed it returned (asked again with that seed, the API counts the same); the session's
+    version and text are unchanged; Escape closes and gives the focus back."""
+    page, watch = desk
+    session = start(page, server)
+    version = server.request("GET", f"/api/sessions/{session}")["version"]
+    expect(page.get_by_test_id("spin-100")).to_have_text(say(lang, "many.button", n="100"))
+    page.get_by_test_id("spin-100").focus()
+    with page.expect_response(re.compile(r"/sample$")) as sampled:
+        page.keyboard.press("Enter")
+    body = sampled.value.json()
+    sent = sampled.value.request.post_data_json
+    assert sent["n"] == 100 and body["seed"] == sent["seed"] and body["n"] == 100
+    dialog = page.get_by_test_id("many")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("data-seed", str(body["seed"]))
+    rows = dialog.locator("tbody tr")
+    expect(rows).to_have_count(len(body["tokens"]) + 1)
+    expected = [(str(t["token_id"]), t["count"]) for t in body["tokens"]]
+    expected.append(("other", body["other"]["count"]))
+    shown = rows.evaluate_all("rs => rs.map(r => [r.dataset.tokenId, Number(r.dataset.count)])")
+    assert [tuple(r) for r in shown] == expected
+    assert sum(c for _, c in expected) == 100
+    # the numbers are the table's text: the count, and its share of the spins
+    for i, (_, hits) in enumerate(expected):
+        cells = rows.nth(i).locator("td")
+        expect(cells.nth(1)).to_have_text(intl(page, lang, hits))
+        share = formatted(page, "percent", hits / 100)
+        expect(cells.nth(2)).to_have_text(share)
+    # the same seed and settings: the same counts
+    again = server.request(
+        "POST",
+        f"/api/sessions/{session}/sample",
+        {"n": 100, "seed": body["seed"], "temperature": 1, "threshold": 0.01},
+    )
+    assert [t["count"] for t in again["tokens"]] == [t["count"] for t in body["tokens"]]
+    assert again["other"]["count"] == body["other"]["count"]
+    # nothing was appended
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == version
+    expect(chips(page)).to_have_count(0)
+    check(page, "student-spin-many-100")
+
+    # again: a new seed, still 100 spins
+    with page.expect_response(re.compile(r"/sample$")) as resampled:
+        page.locator("#many-again").click()
+    assert resampled.value.json()["seed"] != body["seed"]
+    expect(dialog).to_have_attribute("data-seed", str(resampled.value.json()["seed"]))
+    idle(page)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert page.evaluate("() => document.activeElement.dataset.testid") == "spin-100"
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == version
+
+    # on a phone-wide screen: Spin 1000, the table fits without sideways scrolling
+    page.set_viewport_size({"width": 390, "height": 844})
+    with page.expect_response(re.compile(r"/sample$")) as many:
+        page.get_by_test_id("spin-1000").click()
+    assert many.value.json()["n"] == 1000
+    expect(dialog).to_have_attribute("data-n", "1000")
+    fits = page.evaluate(
+        """() => {
+          const frame = document.querySelector("#many .table-frame");
+          return [document.documentElement.scrollWidth <= innerWidth,
+                  frame.scrollWidth <= frame.clientWidth];
+        }"""
+    )
+    assert fits == [True, True]
+    check(page, "student-spin-many-1000-phone")
+    page.keyboard.press("Escape")
     assert watch.errors == []
     assert watch.outside == []

@@ -14,6 +14,7 @@ import {
 } from "./format.js";
 import { languageSwitch, onLanguageChange, t, translatePage } from "./i18n.js";
 import { Rules, rulesOf } from "./rules.js";
+import { SampleChart } from "./sample-chart.js";
 import { textChance, tokenSurprise, uncertainty } from "./surprise.js";
 import { describe, renderTokens } from "./tokens.js";
 import { OTHER_TOP_K, SMALLEST_DRAWN, Wheel, drawnSummary, rulesOn } from "./wheel.js";
@@ -64,6 +65,15 @@ const ui = {
   otherList: $("other-list"),
   sessionInfo: $("session-info"),
   confirm: $("confirm"),
+  manyButtons: [...document.querySelectorAll(".many-button")],
+  many: {
+    dialog: $("many"),
+    title: $("many-title"),
+    summary: $("many-summary"),
+    note: $("many-note"),
+    rows: $("many-rows"),
+    again: $("many-again"),
+  },
   confirmText: $("confirm-text"),
   rules: {
     details: $("rules"),
@@ -110,6 +120,7 @@ const wheel = new Wheel(ui.wheel, {
 
 const rules = new Rules(ui.rules, () => sliderChanged());
 const origins = new Origins(); // where each token of the text was added (branch.js)
+const chart = new SampleChart(ui.many);
 
 function noteMotion() {
   document.documentElement.dataset.motion = reducedMotion.matches ? "reduced" : "full";
@@ -199,6 +210,7 @@ function refreshButtons() {
   setUsable(ui.undo, Boolean(state.session) && !state.busy && !blocked && state.history.length > 0);
   setUsable(ui.start, !state.busy && Boolean(ui.model.value));
   setUsable(ui.wedgePick, ready);
+  for (const button of [...ui.manyButtons, ui.many.again]) setUsable(button, ready);
   setUsable(ui.branch, Boolean(state.session) && !state.busy && !blocked && state.selected >= 0);
   wheel.setEnabled(ready);
   for (const button of ui.otherList.querySelectorAll("button")) setUsable(button, ready);
@@ -663,6 +675,23 @@ function spin() {
   });
 }
 
+// Spin many: the server spins the wheel on screen `n` times; nothing joins the text.
+function spinMany(button) {
+  if (!usable(button)) return;
+  const n = Number(button.dataset.n);
+  const opener = button === ui.many.again ? null : button;
+  task(async () => {
+    clearMessage();
+    await chart.run(state.session.id, state.probs, n, opener);
+  });
+}
+
+function showManyButtons() {
+  for (const button of ui.manyButtons) {
+    button.textContent = t("many.button", { n: count(Number(button.dataset.n)) });
+  }
+}
+
 function undo() {
   if (!usable(ui.undo)) return;
   task(async () => {
@@ -756,6 +785,8 @@ function relabel() {
   state.defaultPrompt = t("setup.defaultPrompt");
   showSettings();
   rules.show();
+  showManyButtons();
+  chart.render();
   renderModels();
   showSession();
   if (state.prompt !== null) renderText();
@@ -794,12 +825,16 @@ ui.wedgePick.addEventListener("click", () => {
 });
 ui.plain.addEventListener("change", renderText);
 ui.branch.addEventListener("click", branch);
+for (const button of [...ui.manyButtons, ui.many.again]) {
+  button.addEventListener("click", () => spinMany(button));
+}
 ui.temperature.addEventListener("input", sliderChanged);
 ui.threshold.addEventListener("input", sliderChanged);
 ui.model.addEventListener("change", refreshButtons);
 ui.messageAction.addEventListener("click", () => ui.setup.requestSubmit());
 showSettings();
 rules.show();
+showManyButtons();
 renderModels();
 refreshButtons();
 // Start comes disabled in the HTML: a click before this script has attached its handlers
