@@ -47,6 +47,10 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("teacher.js", "javascript"),
         ("tokens.js", "javascript"),
         ("wheel.js", "javascript"),
+        ("rules.js", "javascript"),
+        ("surprise.js", "javascript"),
+        ("branch.js", "javascript"),
+        ("sample-chart.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
@@ -88,7 +92,18 @@ def test_modules_import_only_their_siblings() -> None:
 
 CATALOGS = {lang: WEB / "i18n" / f"{lang}.json" for lang in ("en", "es")}
 PAGES = ("index.html", "teacher.html")  # docs.html is Swagger UI's page, in English only
-SCRIPTS = ("app.js", "teacher.js", "wheel.js", "tokens.js", "format.js", "api.js")
+SCRIPTS = (
+    "app.js",
+    "teacher.js",
+    "wheel.js",
+    "tokens.js",
+    "format.js",
+    "api.js",
+    "rules.js",
+    "surprise.js",
+    "branch.js",
+    "sample-chart.js",
+)
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 

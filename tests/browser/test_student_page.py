@@ -353,9 +353,9 @@ def test_start_never_discards_work_silently(
 def test_tab_order_one_stop_text_and_visible_focus(
     desk: tuple[Page, PageWatch], server: Server
 ) -> None:
-    """prompt, Start, wheel, Spin, Undo, the sliders, the text (one stop: the arrows move
-    between its tokens); a visible focus on each; tokens never break inside; a plain-text
-    view without chips."""
+    """prompt, Start, wheel, Spin, Undo, Spin 10/100/1000, the sliders, the sampling rules
+    (closed), the text (one stop: the arrows move between its tokens); a visible focus on
+    each; tokens never break inside; a plain-text view without chips."""
     page, watch = desk
     start(page, server)
     for _ in range(14):  # a text long enough to wrap: pick the focused wedge again and again
@@ -365,7 +365,7 @@ def test_tab_order_one_stop_text_and_visible_focus(
 
     page.focus("#prompt")
     stops = []
-    for _ in range(8):
+    for _ in range(12):
         stops.append(
             page.evaluate(
                 """() => {
@@ -387,8 +387,12 @@ def test_tab_order_one_stop_text_and_visible_focus(
         "wheel",
         "spin",
         "undo",
+        "spin-10",
+        "spin-100",
+        "spin-1000",
         "temperature",
         "threshold",
+        "rules",
         "text",
     ], order
     assert all(ring for _, ring in stops[1:]), stops  # (the prompt shows its caret)
@@ -818,4 +822,332 @@ def test_behind_a_balancer_a_lost_answer_is_retried_once_with_the_same_key(
     page.unroute(re.compile(r"/spin$"))
     check(page, "student-server-busy")
     assert watch.expected_failures_only({502, 503}) == []
+    assert watch.outside == []
+
+
+# ---------------------------------------------------------------- the lab on the page
+
+FORMAT = """([fn, value]) => import("/static/format.js").then((f) => f[fn](value))"""
+
+
+def formatted(page: Page, fn: str, value: float) -> str:
+    """A number as the page's format.js writes it (percent, count...)."""
+    return str(page.evaluate(FORMAT, [fn, value]))
+
+
+KEPT = """() => [...document.querySelectorAll("#wheel .wedge")].map((w) => ({
+  kind: w.dataset.kind, token: w.dataset.tokenId ?? null, kept: w.dataset.kept === "true",
+  cut: w.classList.contains("cut"), name: w.getAttribute("aria-label"),
+}))"""
+
+
+def test_sampling_rules_grey_the_cut_wedges_and_spins_land_on_kept_ones(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """Top-k 2, set by keyboard in the closed-by-default Sampling rules: every wedge but the
+    two the API keeps is greyed, the kept ones show their share of spins, a line says how
+    many tokens the rules keep; a spin (its request carries the rules) lands on a kept
+    token, under the pointer; back to off, nothing is cut."""
+    page, watch = desk
+    session = start(page, server)
+    rules = page.get_by_test_id("rules")
+    expect(page.locator("#rules-state")).to_have_text(say(lang, "rules.stateOff"))
+    assert rules.get_attribute("open") is None  # the main screen stays one screen
+    # keyboard: the summary opens the rules, the arrows move the top-k slider to 2
+    page.focus("#rules summary")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("top-k")).to_be_visible()
+    expect(page.locator("#top-k-value")).to_have_text(say(lang, "rules.off"))
+    page.focus("#top-k")
+    with page.expect_response(re.compile(r"next-token-probs\?.*top_k=2&")) as answer:
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+    probs = answer.value.json()
+    idle(page)
+    expect(page.locator("#top-k-value")).to_have_text("2")
+    expect(page.locator("#top-k-note")).to_have_text(say(lang, "rules.topK.on", count=2))
+    expect(page.locator("#wheel")).to_have_attribute("data-rules", "true")
+    assert probs["sampling"]["top_k"] == 2 and probs["sampling"]["kept_token_count"] == 2
+
+    # the wedges the API keeps are the two not greyed; every other wedge is greyed
+    kept_by_api = {
+        str(t["token_id"]): t
+        for t in probs["above_threshold_tokens"] + probs["other_category"]["sample_tokens"]
+        if t["kept"]
+    }
+    assert len(kept_by_api) == 2
+    drawn = page.evaluate(KEPT)
+    assert {w["token"] for w in drawn if w["kept"]} == set(kept_by_api)
+    assert all(w["cut"] for w in drawn if not w["kept"])
+    assert sum(1 for w in drawn if w["cut"]) == len(drawn) - 2
+    # a kept wedge names its probability and its share of spins; a cut one says it is cut
+    for w in drawn:
+        if w["kept"]:
+            share = formatted(page, "percent", kept_by_api[w["token"]]["sampling_probability"])
+            assert share in w["name"], w
+        else:
+            assert say(lang, "wheel.cutName", name="").strip("{} ;:")[:12] in w["name"], w
+    kept_share = formatted(page, "percent", probs["sampling"]["kept_probability"])
+    expect(page.locator("#rules-kept")).to_have_text(
+        say(lang, "rules.kept", count="2", share=kept_share)
+    )
+    expect(page.locator("#rules-state")).to_have_text(say(lang, "rules.stateOn", count="2"))
+    check(page, "student-rules-top-k-2")
+
+    # a spin: sent with the rules, lands on a kept token, under the pointer
+    held: list[Route] = []
+    page.route(re.compile(r"/next-token-probs"), lambda route: held.append(route))
+    page.focus("#spin")
+    with page.expect_response(re.compile(r"/spin$")) as spun:
+        page.keyboard.press("Enter")
+    body = spun.value.json()
+    assert spun.value.request.post_data_json["top_k"] == 2
+    token = body["appended_token"]
+    assert str(token["token_id"]) in kept_by_api
+    assert body["token_history"][-1]["top_k"] == 2
+    page.wait_for_function("() => document.querySelector('#wheel .wedge.landed') !== null")
+    assert_landed_under_the_pointer(page, body)
+    expect(page.locator("#landing-text")).to_contain_text(
+        formatted(page, "percent", body["token_history"][-1]["sampling_probability"])
+    )
+    check(page, "student-rules-spun")
+    page.unroute(re.compile(r"/next-token-probs"))
+    for route in held:
+        route.continue_()
+    idle(page)
+    expect(chips(page)).to_have_count(1)
+
+    # Home: top-k off again; nothing is cut, the line says so
+    page.focus("#top-k")
+    with page.expect_response(re.compile(r"next-token-probs\?.*top_k=0&")):
+        page.keyboard.press("Home")
+    idle(page)
+    expect(page.locator("#wheel")).to_have_attribute("data-rules", "false")
+    assert all(w["kept"] and not w["cut"] for w in page.evaluate(KEPT))
+    expect(page.locator("#rules-state")).to_have_text(say(lang, "rules.stateOff"))
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == 3
+    assert watch.errors == []
+    assert watch.outside == []
+
+
+INTL = "([lang, n, options]) => new Intl.NumberFormat(lang, options).format(n)"
+
+
+def intl(page: Page, lang: str, n: float, **options: Any) -> str:
+    """``n`` written by the browser's Intl for ``lang`` (the page's own formats, checked
+    independently of its scripts)."""
+    return str(page.evaluate(INTL, [lang, n, options]))
+
+
+def one_decimal(page: Page, lang: str, x: float) -> str:
+    return intl(page, lang, x, minimumFractionDigits=1, maximumFractionDigits=1)
+
+
+def one_in(page: Page, lang: str, nats: float) -> str:
+    """ "1 in N" for a surprise of ``nats``: one decimal below 10, three significant digits
+    up to 10^15, then the number of digits."""
+    n = math.exp(nats)
+    if n < 9.95:
+        return say(lang, "surprise.oneIn", n=one_decimal(page, lang, n))
+    if n < 1e15:
+        return say(lang, "surprise.oneIn", n=intl(page, lang, n, maximumSignificantDigits=3))
+    return say(lang, "surprise.oneInDigits", digits=int(nats / math.log(10)) + 1)
+
+
+def test_surprise_in_plain_words(desk: tuple[Page, PageWatch], server: Server, lang: str) -> None:
+    """The wheel says how unsure the model is (its effective_choices); each token of the
+    text, focused or pointed at, says how surprising it was (surprisal_bits); the text
+    says how likely the model found it (log_probability): all as the API has them."""
+    page, watch = desk
+    session = start(page, server)
+    query = "temperature=1&threshold=0.01&other_top_k=100"
+    probs = server.request("GET", f"/api/sessions/{session}/next-token-probs?{query}")
+    n = probs["effective_choices"]
+    assert math.isclose(n, 2 ** probs["entropy_bits"], rel_tol=1e-9)
+    choices = (
+        one_decimal(page, lang, n) if n < 9.95 else intl(page, lang, n, maximumSignificantDigits=3)
+    )
+    bits = one_decimal(page, lang, probs["entropy_bits"])
+    expect(page.get_by_test_id("uncertainty")).to_have_text(
+        say(lang, "surprise.choices", count=2, choices=choices, bits=bits)
+    )
+    expect(page.get_by_test_id("text-chance")).to_be_empty()
+
+    for count in (1, 2):
+        page.get_by_test_id("spin").click()
+        expect(chips(page)).to_have_count(count)
+        idle(page)
+    state = server.request("GET", f"/api/sessions/{session}")
+    history = state["token_history"]
+    nats = -state["log_probability"]
+    expect(page.get_by_test_id("text-chance")).to_have_text(
+        say(
+            lang,
+            "surprise.text",
+            count=2,
+            chance=one_in(page, lang, nats),
+            bits=one_decimal(page, lang, nats / math.log(2)),
+        )
+    )
+    # a token's surprise: on focus (the keyboard), and on pointing at it
+    for i, how in ((0, "focus"), (1, "hover")):
+        chip = chips(page).nth(i)
+        chip.focus() if how == "focus" else chip.hover()
+        token = history[i]
+        surprise = say(
+            lang,
+            "surprise.token",
+            chance=one_in(page, lang, token["surprisal_bits"] * math.log(2)),
+            bits=one_decimal(page, lang, token["surprisal_bits"]),
+        )
+        expect(page.locator("#token-info")).to_contain_text(surprise)
+        check(page, f"student-surprise-{how}")
+    assert watch.errors == []
+    assert watch.outside == []
+
+
+def test_branch_here_forks_at_the_token_and_goes_on_in_the_fork(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """Four tokens with an undo among them (so versions are not positions); the second
+    token chosen by keyboard, "Branch here": the fork starts right after that token was
+    added (forked_from names the session and that version), the page goes on in the fork
+    with two tokens, and the session it came from still has its four."""
+    page, watch = desk
+    old = start(page, server)
+    expect(page.get_by_test_id("branch")).to_be_hidden()  # no token yet
+    for count in (1, 2, 3):
+        page.get_by_test_id("spin").click()
+        expect(chips(page)).to_have_count(count)
+        idle(page)
+    page.get_by_test_id("undo").click()
+    expect(chips(page)).to_have_count(2)
+    idle(page)
+    for count in (3, 4):
+        page.get_by_test_id("spin").click()
+        expect(chips(page)).to_have_count(count)
+        idle(page)
+    before = server.request("GET", f"/api/sessions/{old}")
+    # created 1, prompt 2, tokens 3 4 5, undo 6, tokens 7 8: the second token came at 4
+    assert before["version"] == 8 and len(before["token_history"]) == 4
+    ids = [t["token_id"] for t in before["token_history"]]
+
+    # the newest token is selected; the keyboard moves to the second
+    branch = page.get_by_test_id("branch")
+    expect(branch).to_have_attribute("data-index", "3")
+    chips(page).nth(3).focus()
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")
+    expect(branch).to_have_attribute("data-index", "1")
+    second = before["token_history"][1]
+    expect(branch).to_contain_text(second["display_text"])
+    check(page, "student-branch-chosen")
+    page.keyboard.press("Tab")  # the plain-text switch
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "branch"
+    with page.expect_response(re.compile(r"/fork$")) as forked:
+        page.keyboard.press("Enter")
+    fork = forked.value.json()
+    assert forked.value.status == 201
+    assert fork["forked_from"] == {"session_id": old, "version": 4}
+    expect(chips(page)).to_have_count(2)
+    idle(page)
+    new = fork["session_id"]
+    expect(page.locator("body")).to_have_attribute("data-session", new)
+    expect(page.locator("#session-info")).to_contain_text(new[:8])
+    expect(page.locator("#status")).to_have_text(
+        say(lang, "branch.done", count="2", id=new[:8], **{"from": old[:8]})
+    )
+    assert [c.get_attribute("data-token-id") for c in chips(page).all()] == [
+        str(i) for i in ids[:2]
+    ]
+    state = server.request("GET", f"/api/sessions/{new}")
+    assert [t["token_id"] for t in state["token_history"]] == ids[:2]
+    assert len(server.request("GET", f"/api/sessions/{old}")["token_history"]) == 4
+    check(page, "student-branched")
+
+    # the page goes on in the fork; the old session is left as it was
+    page.get_by_test_id("spin").click()
+    expect(chips(page)).to_have_count(3)
+    idle(page)
+    assert len(server.request("GET", f"/api/sessions/{new}")["token_history"]) == 3
+    assert server.request("GET", f"/api/sessions/{old}")["version"] == 8
+    assert watch.errors == []
+    assert watch.outside == []
+
+
+def test_spin_many_counts_the_spins_and_adds_nothing(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """Spin 100, by keyboard: a dialog shows, for each wedge and Other, its probability,
+    the spins that landed on it and their share, exactly as the API counted them for the
+    seed it returned (asked again with that seed, the API counts the same); the session's
+    version and text are unchanged; Escape closes and gives the focus back."""
+    page, watch = desk
+    session = start(page, server)
+    version = server.request("GET", f"/api/sessions/{session}")["version"]
+    expect(page.get_by_test_id("spin-100")).to_have_text(say(lang, "many.button", n="100"))
+    page.get_by_test_id("spin-100").focus()
+    with page.expect_response(re.compile(r"/sample$")) as sampled:
+        page.keyboard.press("Enter")
+    body = sampled.value.json()
+    sent = sampled.value.request.post_data_json
+    assert sent["n"] == 100 and body["seed"] == sent["seed"] and body["n"] == 100
+    dialog = page.get_by_test_id("many")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("data-seed", str(body["seed"]))
+    rows = dialog.locator("tbody tr")
+    expect(rows).to_have_count(len(body["tokens"]) + 1)
+    expected = [(str(t["token_id"]), t["count"]) for t in body["tokens"]]
+    expected.append(("other", body["other"]["count"]))
+    shown = rows.evaluate_all("rs => rs.map(r => [r.dataset.tokenId, Number(r.dataset.count)])")
+    assert [tuple(r) for r in shown] == expected
+    assert sum(c for _, c in expected) == 100
+    # the numbers are the table's text: the count, and its share of the spins
+    for i, (_, hits) in enumerate(expected):
+        cells = rows.nth(i).locator("td")
+        expect(cells.nth(1)).to_have_text(intl(page, lang, hits))
+        share = formatted(page, "percent", hits / 100)
+        expect(cells.nth(2)).to_have_text(share)
+    # the same seed and settings: the same counts
+    again = server.request(
+        "POST",
+        f"/api/sessions/{session}/sample",
+        {"n": 100, "seed": body["seed"], "temperature": 1, "threshold": 0.01},
+    )
+    assert [t["count"] for t in again["tokens"]] == [t["count"] for t in body["tokens"]]
+    assert again["other"]["count"] == body["other"]["count"]
+    # nothing was appended
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == version
+    expect(chips(page)).to_have_count(0)
+    check(page, "student-spin-many-100")
+
+    # again: a new seed, still 100 spins
+    with page.expect_response(re.compile(r"/sample$")) as resampled:
+        page.locator("#many-again").click()
+    assert resampled.value.json()["seed"] != body["seed"]
+    expect(dialog).to_have_attribute("data-seed", str(resampled.value.json()["seed"]))
+    idle(page)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert page.evaluate("() => document.activeElement.dataset.testid") == "spin-100"
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == version
+
+    # on a phone-wide screen: Spin 1000, the table fits without sideways scrolling
+    page.set_viewport_size({"width": 390, "height": 844})
+    with page.expect_response(re.compile(r"/sample$")) as many:
+        page.get_by_test_id("spin-1000").click()
+    assert many.value.json()["n"] == 1000
+    expect(dialog).to_have_attribute("data-n", "1000")
+    fits = page.evaluate(
+        """() => {
+          const frame = document.querySelector("#many .table-frame");
+          return [document.documentElement.scrollWidth <= innerWidth,
+                  frame.scrollWidth <= frame.clientWidth];
+        }"""
+    )
+    assert fits == [True, True]
+    check(page, "student-spin-many-1000-phone")
+    page.keyboard.press("Escape")
+    assert watch.errors == []
     assert watch.outside == []

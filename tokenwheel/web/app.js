@@ -2,7 +2,8 @@
 // It uses only the REST API under /api; every word it shows comes from the catalogs
 // (i18n.js), and an error body's `message` is shown as the server wrote it.
 
-import { call, explain, showMessage } from "./api.js";
+import { ApiError, call, explain, showMessage } from "./api.js";
+import { Origins } from "./branch.js";
 import {
   count,
   decimal,
@@ -12,8 +13,11 @@ import {
   threshold as thresholdText,
 } from "./format.js";
 import { languageSwitch, onLanguageChange, t, translatePage } from "./i18n.js";
+import { Rules, rulesOf } from "./rules.js";
+import { SampleChart } from "./sample-chart.js";
+import { textChance, tokenSurprise, uncertainty } from "./surprise.js";
 import { describe, renderTokens } from "./tokens.js";
-import { OTHER_TOP_K, SMALLEST_DRAWN, Wheel, drawnSummary } from "./wheel.js";
+import { OTHER_TOP_K, SMALLEST_DRAWN, Wheel, drawnSummary, rulesOn } from "./wheel.js";
 
 const THRESHOLDS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
 const OTHER_LISTED = 10; // Other's most likely tokens listed beside the wheel, to pick
@@ -41,7 +45,10 @@ const ui = {
   plain: $("plain"),
   plainText: $("plain-text"),
   tokenInfo: $("token-info"),
+  branch: $("branch"),
   wheelSummary: $("wheel-summary"),
+  uncertainty: $("uncertainty"),
+  textChance: $("text-chance"),
   wedgeInfo: $("wedge-info"),
   wedgePick: $("wedge-pick"),
   spin: $("spin"),
@@ -58,7 +65,24 @@ const ui = {
   otherList: $("other-list"),
   sessionInfo: $("session-info"),
   confirm: $("confirm"),
+  manyButtons: [...document.querySelectorAll(".many-button")],
+  many: {
+    dialog: $("many"),
+    title: $("many-title"),
+    summary: $("many-summary"),
+    note: $("many-note"),
+    rows: $("many-rows"),
+    again: $("many-again"),
+  },
   confirmText: $("confirm-text"),
+  rules: {
+    details: $("rules"),
+    state: $("rules-state"),
+    kept: $("rules-kept"),
+    top_k: { input: $("top-k"), output: $("top-k-value"), note: $("top-k-note") },
+    top_p: { input: $("top-p"), output: $("top-p-value"), note: $("top-p-note") },
+    min_p: { input: $("min-p"), output: $("min-p-value"), note: $("min-p-note") },
+  },
 };
 
 const state = {
@@ -77,6 +101,7 @@ const state = {
   error: null, // the error in the message box
   landing: null, // {result, probs} of the last spin, while it is shown
   shown: null, // the wedge whose description is shown
+  selected: -1, // the token of the text chosen for "Branch here" (-1: none)
   defaultPrompt: "",
 };
 
@@ -92,6 +117,10 @@ const wheel = new Wheel(ui.wheel, {
   onShow: (item, how) => showItem(item, how),
   onArm: (item) => armItem(item),
 });
+
+const rules = new Rules(ui.rules, () => sliderChanged());
+const origins = new Origins(); // where each token of the text was added (branch.js)
+const chart = new SampleChart(ui.many);
 
 function noteMotion() {
   document.documentElement.dataset.motion = reducedMotion.matches ? "reduced" : "full";
@@ -181,6 +210,8 @@ function refreshButtons() {
   setUsable(ui.undo, Boolean(state.session) && !state.busy && !blocked && state.history.length > 0);
   setUsable(ui.start, !state.busy && Boolean(ui.model.value));
   setUsable(ui.wedgePick, ready);
+  for (const button of [...ui.manyButtons, ui.many.again]) setUsable(button, ready);
+  setUsable(ui.branch, Boolean(state.session) && !state.busy && !blocked && state.selected >= 0);
   wheel.setEnabled(ready);
   for (const button of ui.otherList.querySelectorAll("button")) setUsable(button, ready);
 }
@@ -209,15 +240,29 @@ async function task(work) {
 function wheelIsStale() {
   if (!state.session || !state.probs) return false;
   const want = settings();
-  return want.temperature !== state.probs.temperature || want.threshold !== state.probs.threshold;
+  return (
+    want.temperature !== state.probs.temperature ||
+    want.threshold !== state.probs.threshold ||
+    !rules.matches(state.probs)
+  );
 }
 
 // ---------------------------------------------------------------- the text
 
 function renderText() {
-  renderTokens(ui.text, state.prompt, state.history, (token) => {
-    ui.tokenInfo.textContent = describe(token);
-  });
+  renderTokens(
+    ui.text,
+    state.prompt,
+    state.history,
+    (token) => {
+      ui.tokenInfo.textContent = `${describe(token)}. ${tokenSurprise(token)}`;
+    },
+    (index) => {
+      state.selected = index;
+      renderBranch();
+    },
+  );
+  ui.textChance.textContent = textChance(state.history);
   ui.plainText.textContent = state.currentText;
   const plain = ui.plain.checked;
   ui.text.hidden = plain;
@@ -228,6 +273,58 @@ function renderText() {
   if (scrolls && !chips) ui.textBox.tabIndex = 0;
   else ui.textBox.removeAttribute("tabindex");
   ui.textBox.scrollTop = ui.textBox.scrollHeight;
+}
+
+// "Branch here" names the selected token of the text.
+function renderBranch() {
+  const token = state.history[state.selected];
+  ui.branch.hidden = !token;
+  if (!token) return;
+  ui.branch.textContent = t("branch.button", { token: quoted(token), position: state.selected + 1 });
+  ui.branch.dataset.index = String(state.selected);
+  refreshButtons();
+}
+
+// Fork the session right after the selected token was added and go on in the fork; the
+// session it came from stays as it is.
+function branch() {
+  if (!usable(ui.branch)) return;
+  const index = state.selected;
+  const origin = origins.at(index);
+  if (!origin) {
+    setStatus(() => t("branch.unknown"));
+    return;
+  }
+  task(async () => {
+    clearMessage();
+    const parent = state.session;
+    let fork;
+    try {
+      fork = await call("POST", `/api/sessions/${origin.session}/fork`, {
+        version: origin.version,
+      });
+    } catch (error) {
+      // the session an inherited token came from is gone; this one is still fine
+      if (error instanceof ApiError && error.status === 404 && origin.session !== parent.id) {
+        setStatus(() => t("branch.gone"));
+        return;
+      }
+      throw error;
+    }
+    state.session = { id: fork.session_id, model: fork.model_name, classCode: parent.classCode };
+    state.version = fork.version;
+    state.prompt = fork.initial_prompt;
+    state.landing = null;
+    ui.landing.hidden = true;
+    origins.forked(index, fork.version);
+    ui.text.dataset.follow = "true"; // the newest token of the branch takes the tab stop
+    keepText(fork);
+    showSession();
+    const id = fork.session_id.slice(0, 8);
+    const from = parent.id.slice(0, 8);
+    setStatus(() => t("branch.done", { count: fork.token_history.length, id, from }));
+    await loadWheel();
+  });
 }
 
 function keepText(result) {
@@ -242,7 +339,12 @@ async function loadWheel() {
   if (!state.session) return;
   const ask = ++state.wheelRequest;
   const { temperature, threshold } = settings();
-  const query = new URLSearchParams({ temperature, threshold, other_top_k: OTHER_TOP_K });
+  const query = new URLSearchParams({
+    temperature,
+    threshold,
+    other_top_k: OTHER_TOP_K,
+    ...rules.values(),
+  });
   const probs = await call("GET", `/api/sessions/${state.session.id}/next-token-probs?${query}`);
   if (ask !== state.wheelRequest) return; // a newer request is on its way
   state.probs = probs;
@@ -258,22 +360,30 @@ function drawWheel() {
   state.shown = null;
   renderWedgeHint();
   renderWheelSummary(probs);
+  ui.uncertainty.textContent = uncertainty(probs);
   renderTemperatureNote(probs);
   renderOther(probs);
+  rules.show(probs);
 }
 
 function itemText(item) {
+  let text;
   if (item.kind === "rest") {
-    return t("wedge.rest", { count: item.rest.count, share: percent(item.rest.share) });
+    text = t("wedge.rest", { count: item.rest.count, share: percent(item.rest.share) });
+  } else {
+    const { token } = item;
+    text = t(`wedge.${item.kind}`, {
+      token: quoted(token),
+      share: percent(token.probability),
+      rank: item.rank,
+      id: String(token.token_id), // an id, not a quantity: no digit grouping
+      threshold: thresholdText(state.probs.threshold),
+    });
   }
-  const { token } = item;
-  return t(`wedge.${item.kind}`, {
-    token: quoted(token),
-    share: percent(token.probability),
-    rank: item.rank,
-    id: String(token.token_id), // an id, not a quantity: no digit grouping
-    threshold: thresholdText(state.probs.threshold),
-  });
+  if (!rulesOn(state.probs)) return text;
+  if (item.cut) return `${text} ${t(item.kind === "rest" ? "wedge.restCut" : "wedge.cutInfo")}`;
+  if (item.kind === "rest") return text;
+  return `${text} ${t("wedge.keptInfo", { kept: percent(item.token.sampling_probability) })}`;
 }
 
 function showItem(item, { armed, hover = false }) {
@@ -448,6 +558,7 @@ async function start(event) {
     state.version = set.version;
     state.prompt = prompt;
     state.history = [];
+    origins.reset(set.version);
     state.currentText = set.current_text;
     state.landing = null;
     ui.landing.hidden = true;
@@ -473,9 +584,11 @@ async function append(body, said) {
     ...body,
     temperature,
     threshold,
+    ...rulesOf(state.probs),
     expected_version: version,
   });
   state.version = result.version;
+  origins.appended(state.session.id, result.version, result.appended_token.token_id);
   keepText(result);
   const token = result.appended_token;
   setStatus(() => t(said, { token: quoted(token), share: percent(token.probability) }));
@@ -483,6 +596,11 @@ async function append(body, said) {
 }
 
 function pickItem(item) {
+  if (item.kind === "rest" && item.cut && rulesOn(state.probs)) {
+    // the rules keep none of Other's tokens: there is nothing to draw (the server says 400)
+    setStatus(() => t("wedge.restCut"));
+    return;
+  }
   if (item.kind === "rest") task(() => append({ category: "other" }, "status.drawn"));
   else task(() => append({ token_id: item.token.token_id }, "status.picked"));
 }
@@ -500,7 +618,12 @@ function renderLanding() {
     token: quoted(token),
     share: percent(token.probability),
   };
-  if (landed.wedge === "token") ui.landingText.textContent = t("landing.token", where);
+  if (rulesOn(probs)) {
+    // the appended token as the history records it, with its share of the spins
+    const recorded = result.token_history[result.token_history.length - 1];
+    const kept = percent(recorded.sampling_probability ?? token.probability);
+    ui.landingText.textContent = t("landing.rules", { ...where, kept });
+  } else if (landed.wedge === "token") ui.landingText.textContent = t("landing.token", where);
   else {
     const info = result.other_category_info;
     ui.landingText.textContent = t("landing.other", {
@@ -532,12 +655,15 @@ function spin() {
     const result = await call("POST", `/api/sessions/${state.session.id}/spin`, {
       temperature,
       threshold,
+      ...rulesOf(probs),
       expected_version: probs.version,
     });
     state.version = result.version;
     keepPointerInView();
-    await wheel.spinTo(result.angle, reducedMotion.matches);
+    // with rules on, the server's angle is on the wheel of kept shares: see landingAngle
+    await wheel.spinTo(wheel.landingAngle(result), reducedMotion.matches);
     wheel.markLanded(result.landed.wedge_index, result.appended_token.token_id);
+    origins.appended(state.session.id, result.version, result.appended_token.token_id);
     keepText(result);
     state.landing = { result, probs };
     renderLanding();
@@ -549,6 +675,23 @@ function spin() {
   });
 }
 
+// Spin many: the server spins the wheel on screen `n` times; nothing joins the text.
+function spinMany(button) {
+  if (!usable(button)) return;
+  const n = Number(button.dataset.n);
+  const opener = button === ui.many.again ? null : button;
+  task(async () => {
+    clearMessage();
+    await chart.run(state.session.id, state.probs, n, opener);
+  });
+}
+
+function showManyButtons() {
+  for (const button of ui.manyButtons) {
+    button.textContent = t("many.button", { n: count(Number(button.dataset.n)) });
+  }
+}
+
 function undo() {
   if (!usable(ui.undo)) return;
   task(async () => {
@@ -557,6 +700,7 @@ function undo() {
       expected_version: state.version,
     });
     state.version = result.version;
+    origins.undone(result.version);
     keepText(result);
     state.landing = null;
     ui.landing.hidden = true;
@@ -572,6 +716,7 @@ async function reloadSession() {
   const now = await call("GET", `/api/sessions/${state.session.id}`);
   state.version = now.version;
   state.prompt = now.initial_prompt;
+  origins.reloaded(state.session.id, now.token_history, now.version);
   state.landing = null;
   ui.landing.hidden = true;
   keepText(now);
@@ -639,6 +784,9 @@ function relabel() {
   if (ui.prompt.value === state.defaultPrompt) ui.prompt.value = t("setup.defaultPrompt");
   state.defaultPrompt = t("setup.defaultPrompt");
   showSettings();
+  rules.show();
+  showManyButtons();
+  chart.render();
   renderModels();
   showSession();
   if (state.prompt !== null) renderText();
@@ -676,11 +824,17 @@ ui.wedgePick.addEventListener("click", () => {
   if (usable(ui.wedgePick)) wheel.pickArmed();
 });
 ui.plain.addEventListener("change", renderText);
+ui.branch.addEventListener("click", branch);
+for (const button of [...ui.manyButtons, ui.many.again]) {
+  button.addEventListener("click", () => spinMany(button));
+}
 ui.temperature.addEventListener("input", sliderChanged);
 ui.threshold.addEventListener("input", sliderChanged);
 ui.model.addEventListener("change", refreshButtons);
 ui.messageAction.addEventListener("click", () => ui.setup.requestSubmit());
 showSettings();
+rules.show();
+showManyButtons();
 renderModels();
 refreshButtons();
 // Start comes disabled in the HTML: a click before this script has attached its handlers

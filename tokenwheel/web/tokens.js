@@ -54,9 +54,11 @@ const MOVES = {
 };
 
 // Fill `container` with the prompt and the generated tokens; `onShow(token)` runs when a
-// chip is pointed at or focused. The chip that takes the tab stop is the one focused
-// last (kept across redraws while it exists), else the newest.
-export function renderTokens(container, prompt, history, onShow) {
+// chip is pointed at or focused, `onSelect(index)` when a chip becomes the selected one
+// (clicked, tapped or moved to; after drawing, the one drawn selected). The chip that
+// takes the tab stop is the one focused last (kept across redraws while it exists), else
+// the newest.
+export function renderTokens(container, prompt, history, onShow, onSelect = () => {}) {
   const old = container.querySelector('.tok[tabindex="0"]');
   const hadFocus = container.contains(document.activeElement);
   let current = old ? Number(old.dataset.index) : history.length - 1;
@@ -85,6 +87,7 @@ export function renderTokens(container, prompt, history, onShow) {
       // the newest chip keeps the tab stop as the text grows, unless another was chosen
       container.dataset.follow = String(i === chips.length - 1);
       chips[i].focus();
+      onSelect(i);
     };
     list.addEventListener("keydown", (event) => {
       const chip = event.target.closest(".tok");
@@ -113,6 +116,7 @@ export function renderTokens(container, prompt, history, onShow) {
     container.appendChild(list);
     if (hadFocus) chips[current].focus({ preventScroll: true });
   }
+  onSelect(history.length ? current : -1);
   const box = container.closest(".text-box") ?? container;
   box.scrollTop = box.scrollHeight;
 }

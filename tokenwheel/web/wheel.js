@@ -14,6 +14,13 @@
 // them, Enter or Space picks; a mouse click picks). A tap on a touch screen reads a wedge
 // and a second tap on it picks it. Without `onPick` the wheel only shows: wedges are
 // images to read, not buttons. Labels live in their own layer, outside the buttons.
+//
+// With sampling rules on (top-k, top-p, min-p: the answer's `sampling`), the wheel still
+// shows the true probabilities; wedges the rules cut are greyed (a spin never lands on
+// them, a student may still pick them) and kept wedges show their share of the spins
+// (`sampling_probability`) beside the true probability. The server draws a spin on the
+// wheel of kept shares; `landingAngle` puts the pointer at the same place inside the
+// landed wedge of the wheel drawn here.
 
 import { percent, showToken, spokenToken } from "./format.js";
 import { t } from "./i18n.js";
@@ -44,6 +51,13 @@ const PALETTE = [
   "#9bf6ff",
 ];
 const OTHER_PALETTE = ["#b9c5d8", "#dbe2ec"]; // Other's own tokens: greys, one after another
+const CUT_FILL = "#ededf0"; // a wedge the sampling rules cut: greyed, its label still readable
+
+// Whether any sampling rule is on for this wheel (an answer without `sampling`: none).
+export function rulesOn(probs) {
+  const rules = probs.sampling;
+  return Boolean(rules && (rules.top_k > 0 || rules.top_p < 1 || rules.min_p > 0));
+}
 
 function el(name, attrs = {}, parent = null) {
   const node = document.createElementNS(NS, name);
@@ -108,34 +122,41 @@ export function layout(probs) {
 // SMALLEST_DRAWN (most likely first, at their true size) and then the rest of Other.
 // Each item: {kind: "token" | "sample" | "rest", wedge (the server's wedge index), start,
 // end, rank (1 = most likely; for the rest, the rank of its first token), token | other}.
+// With rules on, `cut` marks an item no spin can land on (a cut token; the rest of Other
+// when the rules keep none of its tokens).
 export function drawnItems(probs) {
   const items = [];
+  const cut = (token) => token.kept === false;
   for (const wedge of layout(probs)) {
     if (wedge.kind === "token") {
-      items.push({ ...wedge, wedge: wedge.index, rank: wedge.index + 1 });
+      items.push({ ...wedge, wedge: wedge.index, rank: wedge.index + 1, cut: cut(wedge.token) });
       continue;
     }
     const other = wedge.other;
     let start = wedge.start;
     let shown = 0;
     let share = 0;
+    let keptShown = 0;
     for (const token of other.sample_tokens) {
       // most likely first: once one is too small to draw, so are all that follow
       if (token.probability < SMALLEST_DRAWN || start + token.probability >= 1) break;
       const end = start + token.probability;
       const rank = wedge.index + shown + 1;
-      items.push({ kind: "sample", wedge: wedge.index, token, start, end, rank });
+      items.push({ kind: "sample", wedge: wedge.index, token, start, end, rank, cut: cut(token) });
       start = end;
       shown += 1;
       share += token.probability;
+      if (!cut(token)) keptShown += 1;
     }
     const rest = {
       count: other.token_count - shown,
       share: Math.max(other.total_probability - share, 0),
     };
+    // kept_token_count is absent from answers that predate the rules: all kept
+    const restCut = other.kept_token_count !== undefined && other.kept_token_count <= keptShown;
     if (rest.count > 0) {
       const rank = wedge.index + shown + 1;
-      items.push({ kind: "rest", wedge: wedge.index, other, rest, start, end: 1, rank });
+      items.push({ kind: "rest", wedge: wedge.index, other, rest, start, end: 1, rank, cut: restCut });
     } else if (items.length) {
       items[items.length - 1].end = 1;
     }
@@ -237,6 +258,7 @@ export class Wheel {
     this.layer.replaceChildren();
     this.labels.replaceChildren();
     this.wedges = layout(probs);
+    this.rules = rulesOn(probs);
     this.items = drawnItems(probs);
     this.nodes = this.items.map((item, i) => this.drawItem(item, i));
     const other = this.wedges.find((w) => w.kind === "other");
@@ -250,20 +272,35 @@ export class Wheel {
     this.svg.dataset.threshold = String(probs.threshold);
     this.svg.dataset.wedges = String(this.wedges.length);
     this.svg.dataset.tokenWedges = String(summary.tokens);
+    this.svg.dataset.rules = String(this.rules);
   }
 
   // The accessible name (and tooltip) of an item.
   itemName(item) {
     const verb = this.onPick ? "pick" : "show";
+    let name;
     if (item.kind === "rest") {
-      return t(`wheel.rest.${verb}`, { count: item.rest.count, share: percent(item.rest.share) });
+      name = t(`wheel.rest.${verb}`, { count: item.rest.count, share: percent(item.rest.share) });
+    } else {
+      const params = {
+        token: spokenToken(item.token.token_text),
+        share: percent(item.token.probability),
+        rank: item.rank,
+      };
+      name = t(`wheel.${item.kind}.${verb}`, params);
     }
-    const params = {
-      token: spokenToken(item.token.token_text),
-      share: percent(item.token.probability),
-      rank: item.rank,
-    };
-    return t(`wheel.${item.kind}.${verb}`, params);
+    if (!this.rules) return name;
+    if (item.cut) return t("wheel.cutName", { name });
+    if (item.kind === "rest") return name;
+    return t("wheel.keptName", { name, kept: percent(item.token.sampling_probability) });
+  }
+
+  // A token's share as its label shows it: with rules on, the true probability and, for a
+  // kept token, its share of the spins.
+  shareText(item) {
+    const share = percent(item.token.probability);
+    if (!this.rules || item.cut) return share;
+    return t("wheel.keptShare", { share, kept: percent(item.token.sampling_probability) });
   }
 
   drawItem(item, i) {
@@ -271,8 +308,9 @@ export class Wheel {
     // thinner than ~1.5 units of rim (of 628): a border line would cover all its colour
     const thin = 2 * Math.PI * R * (item.end - item.start) < 1.5 ? " thin" : "";
     const kind = item.kind === "token" ? "token" : `other ${item.kind}`;
+    const cut = this.rules && item.cut ? " cut" : "";
     const g = el("g", {
-      class: `wedge ${kind}${thin}`,
+      class: `wedge ${kind}${thin}${cut}`,
       role,
       "data-index": i,
       "data-wedge": item.wedge, // the server's wedge index (the Other wedge for its parts)
@@ -280,17 +318,19 @@ export class Wheel {
       "data-start": item.start, // fractions of a turn from the top, clockwise
       "data-end": item.end,
       "data-rank": item.rank,
+      "data-kept": String(!item.cut),
     });
     let fill = PALETTE[i % PALETTE.length];
     if (item.kind === "sample") fill = OTHER_PALETTE[(item.rank - item.wedge - 1) % 2];
     if (item.kind === "rest") fill = this.hatch;
+    if (cut) fill = CUT_FILL;
     el("path", { class: "slice", d: slicePath(item.start, item.end), fill }, g);
     const name = this.itemName(item);
     g.setAttribute("aria-label", name);
     el("title", {}, g).textContent = name;
     if (item.token) {
       g.dataset.tokenId = String(item.token.token_id);
-      this.label(item, item.token, percent(item.token.probability));
+      this.label(item, item.token, this.shareText(item));
     } else {
       const share = percent(item.other.total_probability);
       this.label(item, null, t("wheel.otherShare", { share }));
@@ -305,7 +345,7 @@ export class Wheel {
   label(item, token, share) {
     const span = item.end - item.start;
     const mid = (item.start + item.end) / 2;
-    const attrs = { class: "label" };
+    const attrs = { class: `label${this.rules && item.cut ? " cut" : ""}` };
     const write = (node, max) => {
       if (token === null) node.textContent = t("wheel.other");
       else showToken(node, token, { max, svg: true });
@@ -427,16 +467,40 @@ export class Wheel {
   // The spin's landing: `wedgeIndex` is the server's `landed.wedge_index`; in the Other
   // wedge, the drawn token `tokenId` if it has a wedge of its own, else the rest.
   markLanded(wedgeIndex, tokenId = null) {
+    const index = this.landedIndex(wedgeIndex, tokenId);
+    const item = this.items[index];
+    this.landedRing.setAttribute("d", item ? slicePath(item.start, item.end) : "");
+    this.nodes.forEach((node, i) => node.classList.toggle("landed", i === index));
+    return index;
+  }
+
+  // The drawn item a landing falls in (see markLanded); -1 if none.
+  landedIndex(wedgeIndex, tokenId = null) {
     const here = (item) => item.wedge === wedgeIndex;
     let index = this.items.findIndex(
       (item) => here(item) && item.kind !== "rest" && item.token.token_id === tokenId,
     );
     if (index < 0) index = this.items.findIndex((item) => here(item) && item.kind !== "sample");
     if (index < 0) index = this.items.findIndex((item) => item.wedge === wedgeIndex);
-    const item = this.items[index];
-    this.landedRing.setAttribute("d", item ? slicePath(item.start, item.end) : "");
-    this.nodes.forEach((node, i) => node.classList.toggle("landed", i === index));
     return index;
+  }
+
+  // Where the pointer stops on this wheel for a spin's answer, in degrees from the top.
+  // With every rule off the server's wheel is this one: its `angle`. With rules on the
+  // server drew on the wheel of kept shares: the same place inside the landed wedge (its
+  // fraction of the way from start_angle to end_angle), or inside the Other wedge, the
+  // middle of the drawn token's thin wedge (or of the rest).
+  landingAngle(result) {
+    if (!this.rules) return result.angle;
+    const { landed, appended_token: token } = result;
+    const item = this.items[this.landedIndex(landed.wedge_index, token.token_id)];
+    if (!item) return result.angle;
+    let fraction = 0.5;
+    const span = landed.end_angle - landed.start_angle;
+    if (landed.wedge === "token" && span > 0) {
+      fraction = Math.min(Math.max((result.angle - landed.start_angle) / span, 0), 1);
+    }
+    return 360 * (item.start + fraction * (item.end - item.start));
   }
 
   setRotation(degrees) {
