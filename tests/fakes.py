@@ -249,6 +249,12 @@ class Sampling:
             self.kept_probability = math.fsum(kept_probs)
             self.probs = [p / self.kept_probability for p in kept_probs]
 
+    def other_total(self, prepared: Prepared, threshold: float) -> float:
+        """The Other wedge's width on the wheel a draw is made on."""
+        if self.rules.off:
+            return prepared.other_total(threshold)
+        return math.fsum(self.probs[i] for i in prepared.order[len(prepared.head(threshold)) :])
+
     def summary(self) -> SamplingSummary:
         return SamplingSummary(
             top_k=self.rules.top_k,
@@ -376,6 +382,7 @@ class FakeModels:
                     prepared.token(i, model.token_info(i), sampling) for i in samples
                 ),
                 kept_token_count=sum(1 for i in prepared.order[len(head) :] if sampling.kept[i]),
+                sampling_probability=sampling.other_total(prepared, threshold),
             ),
             total_above_threshold_probability=math.fsum(prepared.probs[i] for i in head),
             vocabulary_size=len(prepared.probs),
@@ -439,11 +446,7 @@ class FakeModels:
         prepared = self.prepared(model_id, ids, temperature)
         sampling = Sampling(prepared, rules)
         head = prepared.head(threshold)
-        tail = prepared.order[len(head) :]
-        if rules.off:
-            other_total = prepared.other_total(threshold)
-        else:
-            other_total = math.fsum(sampling.probs[i] for i in tail)
+        other_total = sampling.other_total(prepared, threshold)
         hit = wedge_for_draw([sampling.probs[i] for i in head], other_total, draw)
         if hit.draw_in_other is None:
             token_id = head[hit.index]

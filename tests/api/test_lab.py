@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -142,6 +143,115 @@ def test_sample_refuses_bad_input(fake_client: FlaskClient, body: dict[str, Any]
     r = fake_client.post(f"{student.url}/sample", json=body)
     assert r.status_code == 400, r.json
     assert _events(fake_client, student)["version"] == version
+
+
+SAMPLE_RULES = {"top_k": 9, "top_p": 0.8, "min_p": 0.05}
+
+
+def _kept_shares(wheel: dict[str, Any]) -> dict[int, float]:
+    """The kept tokens' probabilities renormalized, computed from the wheel's true
+    probabilities and kept flags (not from its sampling_probability)."""
+    tokens = wheel["above_threshold_tokens"] + wheel["other_category"]["sample_tokens"]
+    kept = {t["token_id"]: t["probability"] for t in tokens if t["kept"]}
+    total = sum(kept.values())
+    return {token_id: p / total for token_id, p in kept.items()}
+
+
+def _within_4_sigma(count: int, n: int, p: float) -> bool:
+    return abs(count - n * p) <= 4 * (n * p * (1 - p)) ** 0.5 + 1e-9
+
+
+def test_sample_with_rules_lands_only_on_kept_tokens_as_often_as_renormalized(
+    fake_client: FlaskClient,
+) -> None:
+    student = _story(fake_client)
+    # threshold 0: every token has a wedge, the whole vocabulary is listed
+    wheel = student.probs(threshold=0, other_top_k=0, **SAMPLE_RULES)
+    shares = _kept_shares(wheel)
+    assert 1 < len(shares) < len(wheel["above_threshold_tokens"])  # the rules cut some
+    totals: dict[int, int] = {}
+    for seed in range(10):
+        r = fake_client.post(
+            f"{student.url}/sample", json={"n": 1000, "seed": seed, "threshold": 0, **SAMPLE_RULES}
+        )
+        assert r.status_code == 200, r.json
+        body = r.json
+        assert body["sampling"] == wheel["sampling"]
+        assert body["other"]["count"] == 0 and body["other"]["kept_token_count"] == 0
+        for token, shown in zip(body["tokens"], wheel["above_threshold_tokens"], strict=True):
+            assert token["token_id"] == shown["token_id"]
+            assert token["kept"] == shown["kept"]
+            assert token["sampling_probability"] == shown["sampling_probability"]
+            totals[token["token_id"]] = totals.get(token["token_id"], 0) + token["count"]
+    assert sum(totals.values()) == 10_000
+    for token_id, count in totals.items():
+        if token_id not in shares:
+            assert count == 0, token_id  # cut tokens are never drawn
+        else:
+            assert _within_4_sigma(count, 10_000, shares[token_id]), (token_id, count)
+
+
+def test_sample_with_rules_counts_the_other_wedge_by_its_kept_tokens(
+    fake_client: FlaskClient,
+) -> None:
+    student = _story(fake_client)
+    rules = {"top_k": 12}
+    wheel = student.probs(threshold=0.05, other_top_k=100, **rules)
+    shares = _kept_shares(wheel)
+    head = {t["token_id"] for t in wheel["above_threshold_tokens"]}
+    other_share = sum(p for token_id, p in shares.items() if token_id not in head)
+    assert 0 < other_share < 1
+    other = 0
+    for seed in range(10):
+        body = fake_client.post(
+            f"{student.url}/sample", json={"n": 1000, "seed": seed, "threshold": 0.05, **rules}
+        ).json
+        assert math.isclose(body["other"]["sampling_probability"], other_share, rel_tol=1e-9)
+        assert body["other"]["probability"] == wheel["other_category"]["total_probability"]
+        assert body["other"]["kept_token_count"] == wheel["other_category"]["kept_token_count"]
+        other += body["other"]["count"]
+    assert _within_4_sigma(other, 10_000, other_share)
+
+
+def test_sample_with_rules_repeats_with_its_seed_and_differs_from_no_rules(
+    fake_client: FlaskClient,
+) -> None:
+    student = _story(fake_client)
+    body = {"n": 1000, "seed": 5, "threshold": 0, **SAMPLE_RULES}
+    first = fake_client.post(f"{student.url}/sample", json=body).json
+    assert fake_client.post(f"{student.url}/sample", json=body).json == first
+    plain = fake_client.post(f"{student.url}/sample", json={"n": 1000, "seed": 5, "threshold": 0})
+    assert [t["count"] for t in plain.json["tokens"]] != [t["count"] for t in first["tokens"]]
+    assert all(t["kept"] for t in plain.json["tokens"])
+    assert plain.json["sampling"]["kept_token_count"] == plain.json["other"][
+        "kept_token_count"
+    ] + len(plain.json["tokens"])
+
+
+SAMPLE_BAD_RULES = [
+    {"top_p": 0},
+    {"top_k": -1},
+    {"min_p": 1},
+    {"top_p": 1.5},
+    {"min_p": -0.5},
+    {"top_k": 1.5},
+    {"top_k": "3"},
+    {"top_p": True},
+]
+
+
+@pytest.mark.parametrize("bad", SAMPLE_BAD_RULES, ids=str)
+def test_sample_refuses_bad_rules_and_stores_nothing(
+    fake_client: FlaskClient, bad: dict[str, Any]
+) -> None:
+    student = _story(fake_client)
+    before = _events(fake_client, student)
+    r = fake_client.post(f"{student.url}/sample", json={"n": 5, **bad})
+    assert r.status_code == 400, r.json
+    assert r.json["error"] and r.json["message"]
+    after = _events(fake_client, student)
+    assert after["version"] == before["version"]
+    assert after["token_history"] == before["token_history"]
 
 
 def test_sample_of_an_unknown_session_or_without_a_prompt(fake_client: FlaskClient) -> None:

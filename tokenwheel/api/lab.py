@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from tokenwheel.services.lab import SampleResult
@@ -14,6 +15,7 @@ from .bodies import display, session_body
 from .concurrency import ETAG_HEADER, client_scope, idempotency, versioned
 from .links import session_links
 from .services import lab
+from .sessions import rules
 
 blp = Blueprint(
     "lab",
@@ -53,11 +55,19 @@ def sample_body(result: SampleResult) -> dict[str, Any]:
                 "token_text": t.token.token_text,
                 **display(t.token),
                 "probability": t.token.probability,
+                "kept": t.token.kept,
+                "sampling_probability": t.token.sampling_probability,
                 "count": t.count,
             }
             for t in result.tokens
         ],
-        "other": {"probability": result.other_probability, "count": result.other_count},
+        "other": {
+            "probability": result.other_probability,
+            "kept_token_count": result.other_kept_token_count,
+            "sampling_probability": result.other_sampling_probability,
+            "count": result.other_count,
+        },
+        "sampling": asdict(result.sampling),
     }
 
 
@@ -108,6 +118,11 @@ def sample(body: dict[str, Any], session_id: str) -> Any:
     wedge. The counts add up to `n`. Nothing is appended and the session does not change.
     The same `seed` gives the same counts; without one the server picks a seed and
     returns it.
+
+    With sampling rules (`top_k`, `top_p`, `min_p`, as for next-token-probs) the spins
+    land as a spin with those rules does: each wedge as wide as its kept tokens'
+    renormalized probability (`sampling_probability`), so a cut token (`kept: false`)
+    counts 0 and the others are drawn in proportion to their `sampling_probability`.
     """
     result = lab().sample(
         session_id,
@@ -115,5 +130,6 @@ def sample(body: dict[str, Any], session_id: str) -> Any:
         seed=body.get("seed"),
         threshold=body["threshold"],
         temperature=body["temperature"],
+        rules=rules(body),
     )
     return versioned(sample_body(result))

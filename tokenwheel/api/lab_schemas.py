@@ -8,8 +8,19 @@ from marshmallow import Schema, fields, validate
 from tokenwheel.domain import rules
 from tokenwheel.services.lab import MAX_SAMPLES, MIN_SAMPLES
 
-from .fields import DisplayMixin, StrictInteger, _seed, _temperature, _threshold, _version
+from .fields import (
+    DisplayMixin,
+    StrictInteger,
+    _min_p,
+    _seed,
+    _temperature,
+    _threshold,
+    _top_k,
+    _top_p,
+    _version,
+)
 from .schemas import SessionStateSchema
+from .wheel_schemas import SamplingSchema
 
 
 class ForkSchema(Schema):
@@ -52,6 +63,9 @@ class SampleSchema(Schema):
     )
     threshold = _threshold(body=True)
     temperature = _temperature(body=True)
+    top_k = _top_k(body=True)
+    top_p = _top_p(body=True)
+    min_p = _min_p(body=True)
 
 
 class SampledTokenSchema(DisplayMixin):
@@ -60,12 +74,32 @@ class SampledTokenSchema(DisplayMixin):
     probability = fields.Float(
         required=True, metadata={"description": "The token's probability on the wheel."}
     )
+    kept = fields.Boolean(
+        required=True, metadata={"description": "true if the sampling rules keep it."}
+    )
+    sampling_probability = fields.Float(
+        required=True,
+        metadata={
+            "description": "Its probability renormalized over the kept tokens: the share of "
+            "spins it gets. 0 if the rules cut it; = probability with every rule off."
+        },
+    )
     count = fields.Integer(required=True, metadata={"description": "Spins that landed here."})
 
 
 class SampledOtherSchema(Schema):
     probability = fields.Float(
         required=True, metadata={"description": "The Other wedge's total probability."}
+    )
+    kept_token_count = fields.Integer(
+        required=True, metadata={"description": "How many of its tokens the rules keep."}
+    )
+    sampling_probability = fields.Float(
+        required=True,
+        metadata={
+            "description": "Its kept tokens' renormalized probabilities, summed: the share "
+            "of spins it gets (= probability with every rule off)."
+        },
     )
     count = fields.Integer(
         required=True, metadata={"description": "Spins that landed in the Other wedge."}
@@ -89,3 +123,8 @@ class SampleResponseSchema(Schema):
         metadata={"description": "The wheel's above-threshold tokens, most likely first."},
     )
     other = fields.Nested(SampledOtherSchema, required=True)
+    sampling = fields.Nested(
+        SamplingSchema,
+        required=True,
+        metadata={"description": "The sampling rules asked for and what they keep."},
+    )

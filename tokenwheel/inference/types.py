@@ -80,6 +80,9 @@ class OtherCategory:
     token_count: int
     sample_tokens: tuple[TokenProbability, ...]
     kept_token_count: int
+    # the kept tail tokens' renormalized probabilities, summed: the Other wedge's width on
+    # the wheel a draw is made on (= total_probability with every rule off)
+    sampling_probability: float
 
 
 @dataclass(frozen=True)
