@@ -128,3 +128,102 @@ class SampleResponseSchema(Schema):
         required=True,
         metadata={"description": "The sampling rules asked for and what they keep."},
     )
+
+
+class CompareSchema(Schema):
+    steps = StrictInteger(
+        required=True,
+        validate=validate.Range(min=rules.MIN_COMPARE_STEPS, max=rules.MAX_COMPARE_STEPS),
+        metadata={
+            "description": f"Tokens to continue each path by, {rules.MIN_COMPARE_STEPS} to "
+            f"{rules.MAX_COMPARE_STEPS}. A path stops earlier after the model's "
+            "end-of-sequence token (included) or when the context window is full."
+        },
+    )
+    seed = _seed(
+        "Seed for the sampled path's draws: the same seed on the same text gives the same "
+        "path. Absent: a fresh one, returned as `seed`."
+    )
+    temperature = _temperature(body=True)
+    top_k = _top_k(body=True)
+    top_p = _top_p(body=True)
+    min_p = _min_p(body=True)
+
+
+class PathTokenSchema(DisplayMixin):
+    token_id = fields.Integer(required=True)
+    token_text = fields.String(required=True)
+    probability = fields.Float(
+        required=True,
+        metadata={
+            "description": "Its probability after the path so far, at the asked temperature, "
+            "before any sampling rule (the wheel's `probability`)."
+        },
+    )
+    log_probability = fields.Float(
+        required=True, metadata={"description": "Its natural-log probability."}
+    )
+
+
+class PathSchema(Schema):
+    tokens = fields.List(fields.Nested(PathTokenSchema), required=True)
+    text = fields.String(
+        required=True, metadata={"description": "The path's tokens decoded together."}
+    )
+    log_probability = fields.Float(
+        required=True,
+        metadata={"description": "The sum of its tokens' natural-log probabilities."},
+    )
+    stopped = fields.String(
+        required=True,
+        validate=validate.OneOf(["steps", "end_of_sequence", "context_limit"]),
+        metadata={
+            "description": "Why the path ended: `steps` (it has them all), "
+            "`end_of_sequence` (its last token is the model's end-of-sequence token) or "
+            "`context_limit` (the context window is full)."
+        },
+    )
+
+
+class SamplingRulesSchema(Schema):
+    top_k = fields.Integer(required=True, metadata={"description": "0 = off."})
+    top_p = fields.Float(required=True, metadata={"description": "1 = off."})
+    min_p = fields.Float(required=True, metadata={"description": "0 = off."})
+
+
+class CurrentTextSchema(Schema):
+    text = fields.String(
+        required=True,
+        metadata={"description": "The session's generated text so far (without the prompt)."},
+    )
+    log_probability = fields.Float(
+        required=True,
+        metadata={"description": "The sum of its tokens' recorded natural-log probabilities."},
+    )
+
+
+class CompareResponseSchema(Schema):
+    session_id = fields.String(required=True)
+    version = _version()
+    steps = fields.Integer(required=True, metadata={"description": "The steps asked for."})
+    seed = fields.Integer(
+        required=True,
+        metadata={"description": "The seed used: send it again to repeat the sampled path."},
+    )
+    temperature = fields.Float(required=True)
+    sampling = fields.Nested(
+        SamplingRulesSchema,
+        required=True,
+        metadata={"description": "The sampling rules the sampled path drew with."},
+    )
+    greedy = fields.Nested(
+        PathSchema,
+        required=True,
+        metadata={"description": "The most likely token at every step (ties by id)."},
+    )
+    sampled = fields.Nested(
+        PathSchema,
+        required=True,
+        metadata={"description": "A token drawn as a spin lands at every step."},
+    )
+    current = fields.Nested(CurrentTextSchema, required=True)

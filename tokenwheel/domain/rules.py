@@ -35,6 +35,11 @@ DEFAULT_TOP_P = 1.0  # 0 < top_p <= 1
 DEFAULT_MIN_P = 0.0  # 0 <= min_p < 1
 MAX_VERSION = 999_999_999  # an expected version, an If-Match tag (nine digits)
 
+# The lab's greedy-vs-sampled comparison: continuation tokens per path. Each step is one
+# forward pass per path (about 40 ms for SmolLM2 on 2 cores), so 50 steps stay near a
+# few seconds.
+MIN_COMPARE_STEPS, MAX_COMPARE_STEPS = 1, 50
+
 # ---------------------------------------------------------------- request bodies
 
 # What a JSON body may hold before any field is looked at. Our bodies are flat objects;
@@ -110,6 +115,17 @@ def check_sampling_rules(
         raise InvalidCommand("top_p must be a number above 0 and at most 1 (1 = off).")
     if not (_number(min_p) and 0 <= min_p < 1):
         raise InvalidCommand("min_p must be a number from 0 (off) up to, not including, 1.")
+
+
+def check_compare_steps(steps: object) -> None:
+    if not (
+        isinstance(steps, int)
+        and not isinstance(steps, bool)
+        and MIN_COMPARE_STEPS <= steps <= MAX_COMPARE_STEPS
+    ):
+        raise InvalidCommand(
+            f"steps must be a whole number from {MIN_COMPARE_STEPS} to {MAX_COMPARE_STEPS}."
+        )
 
 
 def check_seed(seed: object) -> None:

@@ -1,14 +1,17 @@
-"""The exploration lab's use cases: fork a session, and spin a wheel many times.
+"""The exploration lab's use cases: fork a session, spin a wheel many times, and
+compare greedy decoding with sampling.
 
 A fork is a new session whose first event, ``SessionForked``, carries the parent's text
 as it was at a version, so it replays without the parent. Sampling lays ``n`` uniform
 draws on one wheel (one distribution, the same landing rule as a spin) and counts where
-they stop; it changes nothing and stores nothing.
+they stop; a comparison continues the session's text twice (``continuations``). Neither
+changes nor stores anything.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import uuid
 from collections.abc import Sequence
@@ -20,6 +23,7 @@ from tokenwheel.domain.rules import (
     DEFAULT_TEMPERATURE,
     DEFAULT_THRESHOLD,
     MAX_SEED,
+    check_compare_steps,
     check_sampling_rules,
     check_seed,
     check_wheel_settings,
@@ -29,6 +33,7 @@ from tokenwheel.inference.wheel import wedge_for_draw
 from tokenwheel.settings import Settings
 
 from .clock import utcnow
+from .continuations import Continuation, Continuations
 from .gateway import ModelGateway
 from .idempotency import IdempotencyKey, IdempotencyKeys
 from .ports import Clock, EventStore, LanguageModels
@@ -78,6 +83,20 @@ class SampleResult:
     sampling: SamplingSummary
 
 
+@dataclass(frozen=True)
+class CompareResult:
+    session_id: str
+    version: int
+    steps: int
+    seed: int
+    temperature: float
+    rules: SamplingRules
+    greedy: Continuation
+    sampled: Continuation
+    current_text: str  # the session's generated text (the prompt left out)
+    current_log_probability: float
+
+
 class Lab:
     def __init__(
         self,
@@ -98,6 +117,7 @@ class Lab:
         self.repository = repository or SessionRepository(store, clock, settings.session_ttl)
         self.keys = IdempotencyKeys(store, clock, settings.idempotency_window)
         self.rng = rng or random.SystemRandom()
+        self.continuations = Continuations(self.models)
 
     def fork(
         self,
@@ -178,4 +198,42 @@ class Lab:
             other_kept_token_count=other.kept_token_count,
             other_sampling_probability=other.sampling_probability,
             sampling=wheel.sampling,
+        )
+
+    def compare(
+        self,
+        session_id: str,
+        steps: int,
+        seed: int | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        rules: SamplingRules = NO_RULES,
+    ) -> CompareResult:
+        """The session's text continued ``steps`` tokens twice: greedily, and by draws
+        from ``random.Random(seed)`` landing as spins with ``rules`` land. Nothing is
+        appended or stored; the seed used is returned (a fresh one when none is given)."""
+        check_compare_steps(steps)
+        check_wheel_settings(DEFAULT_THRESHOLD, temperature)
+        check_sampling_rules(rules.top_k, rules.top_p, rules.min_p)
+        check_seed(seed)
+        loaded = self.repository.load(session_id)
+        state = loaded.state
+        domain.require_prompt(state)
+        self.models.check_room(state.model_name, state.token_ids)
+        used = seed if seed is not None else self.rng.randint(0, MAX_SEED)
+        greedy, sampled = self.continuations.compare(
+            state.model_name, state.token_ids, steps, temperature, used, rules
+        )
+        current = self.models.decode(state.model_name, state.generated_ids)
+        self.repository.touch(loaded.record)
+        return CompareResult(
+            session_id=state.session_id,
+            version=state.version,
+            steps=steps,
+            seed=used,
+            temperature=temperature,
+            rules=rules,
+            greedy=greedy,
+            sampled=sampled,
+            current_text=current,
+            current_log_probability=math.fsum(t.log_probability for t in state.generated),
         )
