@@ -39,6 +39,7 @@ from tokenwheel.inference.types import (
     OtherCategory,
     SamplingRules,
     SamplingSummary,
+    ScoredPosition,
     ScoredToken,
     TokenProbability,
     UnknownModelError,
@@ -461,6 +462,43 @@ class FakeModels:
             end_angle=360.0 * hit.end,
             token_id=token_id,
         )
+
+    def score_text(
+        self, model_id: str, ids: Sequence[int], alternatives: int
+    ) -> tuple[ScoredPosition, ...]:
+        """``scoring.score_positions`` in plain Python: position ``i`` scored on the
+        logits after ``ids[:i]`` at temperature 1; the first has no context."""
+        model = self.get(model_id)
+
+        def token(token_id: int, p: float = 0.0, logp: float = 0.0) -> TokenProbability:
+            info = model.token_info(token_id)
+            return TokenProbability(
+                token_id=token_id,
+                token_text=info.text,
+                probability=p,
+                log_probability=logp,
+                display_text=info.display_text,
+                partial_utf8=info.partial_utf8,
+                special=info.special,
+                end_of_sequence=info.end_of_sequence,
+            )
+
+        positions = [ScoredPosition(token(ids[0]), False, None, ())] if ids else []
+        for i in range(1, len(ids)):
+            prepared = self.prepared(model_id, ids[:i], 1.0)
+            probs, logp = prepared.probs, prepared.logp
+            target = ids[i]
+            positions.append(
+                ScoredPosition(
+                    token=token(target, probs[target], logp[target]),
+                    scored=True,
+                    rank=sum(1 for q in probs if q > probs[target]) + 1,
+                    alternatives=tuple(
+                        token(j, probs[j], logp[j]) for j in prepared.order[:alternatives]
+                    ),
+                )
+            )
+        return tuple(positions)
 
 
 if TYPE_CHECKING:

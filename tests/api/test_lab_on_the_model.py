@@ -78,3 +78,43 @@ def test_compare_steps_reuse_the_kv_prefix(client: FlaskClient, registry: ModelR
     tokens = len(r.json["greedy"]["tokens"]) + len(r.json["sampled"]["tokens"])
     assert stats.recomputes == before[1]
     assert stats.prefill_tokens - before[0] <= tokens
+
+
+SCORED_TEXT = "The quick brown fox jumps over the lazy dog. It was a sunny day in the park."
+
+
+def test_score_is_the_wheels_probability_and_rank_for_the_same_ids(
+    client: FlaskClient, registry: ModelRegistry
+) -> None:
+    """One forward pass over the text against the wheel: the session's appends record
+    the wheel's probability and rank at temperature 1 after the same ids."""
+    passes = registry.forward_passes
+    r = client.post("/api/score", json={"text": SCORED_TEXT})
+    assert r.status_code == 200, r.json
+    assert registry.forward_passes == passes + 1  # one pass for the whole text
+    body = r.json
+    ids = registry.encode_prompt(BUNDLED, SCORED_TEXT)
+    assert [t["token_id"] for t in body["tokens"]] == ids
+    assert body["model_name"] == BUNDLED and body["token_count"] == len(ids)
+    assert body["tokens"][0]["probability"] is None  # SmolLM2 adds no BOS: no context
+    student = Student(client)
+    student.prompt(registry.decode(BUNDLED, ids[:1]))
+    assert start_ids(client, registry, student) == ids[:1]
+    logps = []
+    for i, token in enumerate(body["tokens"][1:], start=1):
+        appended = student.append(token_id=ids[i], threshold=0.01)["appended_token"]
+        assert abs(token["probability"] - appended["probability"]) <= TOLERANCE, i
+        probs = direct_probs(registry, ids[:i], 1.0)
+        p = float(probs[ids[i]])
+        assert abs(token["probability"] - p) <= TOLERANCE
+        # the rank of a direct sort, up to tokens within the tolerance of this one
+        low = int((probs > p + TOLERANCE).sum()) + 1
+        high = int((probs > p - TOLERANCE).sum()) + 1
+        assert low <= token["rank"] <= high, (i, token["rank"], low, high)
+        top = torch.argsort(probs, descending=True, stable=True)[:5].tolist()
+        shown = [a["token_id"] for a in token["alternatives"]]
+        for a, b in zip(shown, top, strict=True):
+            assert a == b or abs(float(probs[a]) - float(probs[b])) <= TOLERANCE
+        logps.append(token["log_probability"])
+    assert math.isclose(body["log_probability"], math.fsum(logps), rel_tol=1e-9)
+    assert math.isclose(body["perplexity"], math.exp(-math.fsum(logps) / len(logps)))

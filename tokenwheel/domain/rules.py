@@ -39,6 +39,8 @@ MAX_VERSION = 999_999_999  # an expected version, an If-Match tag (nine digits)
 # forward pass per path (about 40 ms for SmolLM2 on 2 cores), so 50 steps stay near a
 # few seconds.
 MIN_COMPARE_STEPS, MAX_COMPARE_STEPS = 1, 50
+# Scoring a text: the most likely tokens listed at each position beside the text's own.
+SCORE_ALTERNATIVES = 5
 
 # ---------------------------------------------------------------- request bodies
 
@@ -153,16 +155,17 @@ def is_blank(text: str) -> bool:
     return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
 
 
-def check_prompt(prompt: object, max_chars: int | None = None) -> str:
+def check_prompt(prompt: object, max_chars: int | None = None, what: str = "Prompt") -> str:
     """A prompt is a string with something visible in it, at most ``max_chars``
-    characters; returned as it is (kept verbatim)."""
+    characters; returned as it is (kept verbatim). ``what`` names it in the messages (a
+    scored text is held to the same rules)."""
     if not isinstance(prompt, str):
-        raise InvalidCommand("Prompt must be a string.")
+        raise InvalidCommand(f"{what} must be a string.")
     if max_chars is not None and len(prompt) > max_chars:
-        raise InvalidCommand(f"Prompt is {len(prompt)} characters long; the limit is {max_chars}.")
+        raise InvalidCommand(f"{what} is {len(prompt)} characters long; the limit is {max_chars}.")
     if is_blank(prompt):
         raise InvalidCommand(
-            "Prompt is blank: it needs a visible character (spaces, line breaks and "
+            f"{what} is blank: it needs a visible character (spaces, line breaks and "
             "invisible characters such as zero-width spaces do not count)."
         )
     return prompt
