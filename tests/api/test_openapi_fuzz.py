@@ -55,6 +55,8 @@ OPERATIONS = {
     ("POST", "/api/sessions/{session_id}/spin"): (POSITIVE, NEGATIVE),
     ("POST", "/api/sessions/{session_id}/fork"): (POSITIVE, NEGATIVE),
     ("POST", "/api/sessions/{session_id}/sample"): (POSITIVE, NEGATIVE),
+    ("POST", "/api/sessions/{session_id}/compare"): (POSITIVE, NEGATIVE),
+    ("POST", "/api/score"): (POSITIVE, NEGATIVE),
     ("GET", "/api/models"): (POSITIVE,),
     ("GET", "/api/teacher/sessions"): (POSITIVE, NEGATIVE),
     ("GET", "/api/teacher/sessions/{session_id}"): (POSITIVE,),

@@ -870,6 +870,48 @@ add(
     )
 )
 
+# ---------------------------------------------------------------- the lab's compare and score
+# Neither stores anything, whatever it answers.
+for path in ("{s}/compare", "/api/score"):
+    name = path.rsplit("/", 1)[-1]
+    add(
+        Case(f"{name}-nesting-3000", path=path, body=nested(3000, "{}").encode()),
+        Case(f"{name}-array-body", path=path, body=j([1, 2])),
+        Case(f"{name}-string-body", path=path, body=j("text")),
+        Case(f"{name}-surrogate", path=path, body=b'{"text": "\\ud800", "steps": 1}'),
+    )
+for digits in (21, 4301, 30000):
+    add(
+        Case(
+            f"compare-steps-{digits}-digits",
+            path="{s}/compare",
+            body=f'{{"steps": {"9" * digits}}}'.encode(),
+        )
+    )
+add(
+    Case("compare-steps-zero", path="{s}/compare", body=j({"steps": 0})),
+    Case("compare-steps-51", path="{s}/compare", body=j({"steps": 51})),
+    Case("compare-steps-as-string", path="{s}/compare", body=j({"steps": "3"})),
+    Case("compare-steps-as-true", path="{s}/compare", body=j({"steps": True})),
+    Case("compare-steps-nan", path="{s}/compare", body=b'{"steps": NaN}'),
+    Case("compare-top-p-zero", path="{s}/compare", body=j({"steps": 2, "top_p": 0})),
+    Case(
+        "compare-temperature-huge", path="{s}/compare", body=j({"steps": 2, "temperature": 1e308})
+    ),
+    Case("compare-seed-2**63", path="{s}/compare", body=j({"steps": 2, "seed": 2**63})),
+    Case("compare-valid", path="{s}/compare", body=j({"steps": 2, "seed": 1}), status=200),
+    Case("score-text-missing", path="/api/score", body=j({})),
+    Case("score-text-number", path="/api/score", body=j({"text": 7})),
+    Case("score-text-object", path="/api/score", body=j({"text": {"a": 1}})),
+    Case("score-text-blank", path="/api/score", body=j({"text": " \u200b\n"})),
+    Case("score-text-too-long", path="/api/score", body=j({"text": "a " * 2001})),
+    Case("score-text-too-many-tokens", path="/api/score", body=j({"text": " 9" * 1500})),
+    Case("score-model-unknown", path="/api/score", body=j({"text": "x", "model_name": "gpt-17"})),
+    Case("score-model-path", path="/api/score", body=j({"text": "x", "model_name": "../../x"})),
+    Case("score-nul-is-text", path="/api/score", body=j({"text": "a\x00b"}), status=200),
+    Case("score-valid", path="/api/score", body=j({"text": "The cat sat."}), status=200),
+)
+
 
 def by_id() -> dict[str, Case]:
     seen: dict[str, Case] = {}
