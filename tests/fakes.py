@@ -39,6 +39,7 @@ from tokenwheel.inference.types import (
     OtherCategory,
     SamplingRules,
     SamplingSummary,
+    ScoredPosition,
     ScoredToken,
     TokenProbability,
     UnknownModelError,
@@ -249,6 +250,12 @@ class Sampling:
             self.kept_probability = math.fsum(kept_probs)
             self.probs = [p / self.kept_probability for p in kept_probs]
 
+    def other_total(self, prepared: Prepared, threshold: float) -> float:
+        """The Other wedge's width on the wheel a draw is made on."""
+        if self.rules.off:
+            return prepared.other_total(threshold)
+        return math.fsum(self.probs[i] for i in prepared.order[len(prepared.head(threshold)) :])
+
     def summary(self) -> SamplingSummary:
         return SamplingSummary(
             top_k=self.rules.top_k,
@@ -376,6 +383,7 @@ class FakeModels:
                     prepared.token(i, model.token_info(i), sampling) for i in samples
                 ),
                 kept_token_count=sum(1 for i in prepared.order[len(head) :] if sampling.kept[i]),
+                sampling_probability=sampling.other_total(prepared, threshold),
             ),
             total_above_threshold_probability=math.fsum(prepared.probs[i] for i in head),
             vocabulary_size=len(prepared.probs),
@@ -439,11 +447,7 @@ class FakeModels:
         prepared = self.prepared(model_id, ids, temperature)
         sampling = Sampling(prepared, rules)
         head = prepared.head(threshold)
-        tail = prepared.order[len(head) :]
-        if rules.off:
-            other_total = prepared.other_total(threshold)
-        else:
-            other_total = math.fsum(sampling.probs[i] for i in tail)
+        other_total = sampling.other_total(prepared, threshold)
         hit = wedge_for_draw([sampling.probs[i] for i in head], other_total, draw)
         if hit.draw_in_other is None:
             token_id = head[hit.index]
@@ -458,6 +462,43 @@ class FakeModels:
             end_angle=360.0 * hit.end,
             token_id=token_id,
         )
+
+    def score_text(
+        self, model_id: str, ids: Sequence[int], alternatives: int
+    ) -> tuple[ScoredPosition, ...]:
+        """``scoring.score_positions`` in plain Python: position ``i`` scored on the
+        logits after ``ids[:i]`` at temperature 1; the first has no context."""
+        model = self.get(model_id)
+
+        def token(token_id: int, p: float = 0.0, logp: float = 0.0) -> TokenProbability:
+            info = model.token_info(token_id)
+            return TokenProbability(
+                token_id=token_id,
+                token_text=info.text,
+                probability=p,
+                log_probability=logp,
+                display_text=info.display_text,
+                partial_utf8=info.partial_utf8,
+                special=info.special,
+                end_of_sequence=info.end_of_sequence,
+            )
+
+        positions = [ScoredPosition(token(ids[0]), False, None, ())] if ids else []
+        for i in range(1, len(ids)):
+            prepared = self.prepared(model_id, ids[:i], 1.0)
+            probs, logp = prepared.probs, prepared.logp
+            target = ids[i]
+            positions.append(
+                ScoredPosition(
+                    token=token(target, probs[target], logp[target]),
+                    scored=True,
+                    rank=sum(1 for q in probs if q > probs[target]) + 1,
+                    alternatives=tuple(
+                        token(j, probs[j], logp[j]) for j in prepared.order[:alternatives]
+                    ),
+                )
+            )
+        return tuple(positions)
 
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .api import health as health_api
 from .api import lab as lab_api
 from .api import models as models_api
+from .api import scoring as scoring_api
 from .api import sessions as sessions_api
 from .api import teacher as teacher_api
 from .api.errors import TokenWheelApi, register_error_handlers
@@ -23,7 +24,7 @@ from .api.requests import init_body_reading, init_json_bodies, init_request_ids
 from .inference.catalog import spec_from_mapping
 from .inference.types import InferenceOptions
 from .redaction import install_redaction
-from .services import Lab, LanguageModels, Maintenance, StudentSessions, Teaching
+from .services import Lab, LanguageModels, Maintenance, StudentSessions, Teaching, TextScoring
 from .settings import Settings
 from .store.database import make_engine
 from .store.sql import SqlEventStore
@@ -117,6 +118,7 @@ def create_app(
     app.extensions["tokenwheel.sessions"] = sessions
     app.extensions["tokenwheel.teaching"] = Teaching(store, models, settings)
     app.extensions["tokenwheel.lab"] = Lab(store, models, settings, repository=sessions.repository)
+    app.extensions["tokenwheel.scoring"] = TextScoring(models, settings)
     app.extensions["tokenwheel.maintenance"] = maintenance
     app.extensions["tokenwheel.models"] = models
 
@@ -125,6 +127,7 @@ def create_app(
     api = TokenWheelApi(app)
     api.register_blueprint(sessions_api.blp)
     api.register_blueprint(lab_api.blp)
+    api.register_blueprint(scoring_api.blp)
     api.register_blueprint(models_api.blp)
     teacher_api.register(api)
     api.register_blueprint(health_api.blp)

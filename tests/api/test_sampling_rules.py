@@ -79,3 +79,28 @@ def test_bad_rules_are_400_and_nothing_is_stored(fake_client: FlaskClient, bad: 
     r = fake_client.post(f"{student.url}/append-token", json={"token_id": 1, **bad})
     assert r.status_code == 400, r.json
     assert student.state()["version"] == version
+
+
+def test_many_spins_with_rules_land_on_kept_tokens_as_renormalized(client: FlaskClient) -> None:
+    """POST /sample on the real model: 10,000 spins with the rules, counted against the
+    kept tokens' probabilities renormalized from the wheel's true probabilities."""
+    student = Student(client)
+    student.prompt("The cat sat on the")
+    wheel = student.probs(threshold=0.001, other_top_k=0, **RULES)
+    kept = {t["token_id"]: t["probability"] for t in wheel["above_threshold_tokens"] if t["kept"]}
+    assert wheel["other_category"]["kept_token_count"] == 0  # every kept token has a wedge
+    total = sum(kept.values())
+    counts: dict[int, int] = {}
+    for seed in range(10):
+        body = {"n": 1000, "seed": seed, "threshold": 0.001, **RULES}
+        r = client.post(f"{student.url}/sample", json=body)
+        assert r.status_code == 200, r.json
+        assert r.json["other"]["count"] == 0
+        for token in r.json["tokens"]:
+            counts[token["token_id"]] = counts.get(token["token_id"], 0) + token["count"]
+    for token_id, count in counts.items():
+        if token_id not in kept:
+            assert count == 0
+            continue
+        p = kept[token_id] / total
+        assert abs(count - 10_000 * p) <= 4 * (10_000 * p * (1 - p)) ** 0.5 + 1e-9, token_id

@@ -190,6 +190,9 @@ def test_the_sampling_rules_agree(
             assert mine.sampling.kept_token_count == theirs.sampling.kept_token_count
             assert close(mine.sampling.kept_probability, theirs.sampling.kept_probability)
             assert mine.other_category.kept_token_count == theirs.other_category.kept_token_count
+            assert close(
+                mine.other_category.sampling_probability, theirs.other_category.sampling_probability
+            )
             for a, b in (
                 (mine.above_threshold_tokens, theirs.above_threshold_tokens),
                 (mine.other_category.sample_tokens, theirs.other_category.sample_tokens),

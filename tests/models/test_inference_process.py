@@ -82,6 +82,29 @@ def test_the_server_keeps_no_weights_and_gets_the_same_logits(
         local.shutdown()
 
 
+def test_a_text_is_scored_in_the_inference_process_as_in_this_one(
+    remote: ModelRegistry, tiny_gpt2_folder: Path
+) -> None:
+    """Only the numbers cross the pipe, and they are the in-process engine's."""
+    local = ModelRegistry(
+        InferenceOptions(
+            cache_dir=str(MODEL_CACHE), offline=True, extra_models=(tiny_spec(tiny_gpt2_folder),)
+        )
+    )
+    try:
+        ids = list(range(40, 110))
+        there = remote.score_text(TINY, ids, 5)
+        here = local.score_text(TINY, ids, 5)
+        assert len(there) == len(here) == len(ids) and not there[0].scored
+        for a, b in zip(there, here, strict=True):
+            assert (a.token.token_id, a.scored) == (b.token.token_id, b.scored)
+            assert abs(a.token.probability - b.token.probability) <= 1e-6
+            assert a.token.display_text == b.token.display_text
+            assert len(a.alternatives) == len(b.alternatives)
+    finally:
+        local.shutdown()
+
+
 def test_a_session_end_to_end_through_the_inference_process(
     remote: ModelRegistry, settings: Settings
 ) -> None:

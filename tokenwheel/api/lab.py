@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from tokenwheel.services.lab import SampleResult
+from tokenwheel.services.continuations import Continuation
+from tokenwheel.services.lab import CompareResult, SampleResult
 from tokenwheel.services.results import Created
 
 from . import lab_schemas as ls
@@ -14,6 +16,7 @@ from .bodies import display, session_body
 from .concurrency import ETAG_HEADER, client_scope, idempotency, versioned
 from .links import session_links
 from .services import lab
+from .sessions import rules
 
 blp = Blueprint(
     "lab",
@@ -53,11 +56,51 @@ def sample_body(result: SampleResult) -> dict[str, Any]:
                 "token_text": t.token.token_text,
                 **display(t.token),
                 "probability": t.token.probability,
+                "kept": t.token.kept,
+                "sampling_probability": t.token.sampling_probability,
                 "count": t.count,
             }
             for t in result.tokens
         ],
-        "other": {"probability": result.other_probability, "count": result.other_count},
+        "other": {
+            "probability": result.other_probability,
+            "kept_token_count": result.other_kept_token_count,
+            "sampling_probability": result.other_sampling_probability,
+            "count": result.other_count,
+        },
+        "sampling": asdict(result.sampling),
+    }
+
+
+def path_body(path: Continuation) -> dict[str, Any]:
+    return {
+        "tokens": [
+            {
+                "token_id": t.token_id,
+                "token_text": t.token_text,
+                **display(t),
+                "probability": t.probability,
+                "log_probability": t.log_probability,
+            }
+            for t in path.tokens
+        ],
+        "text": path.text,
+        "log_probability": path.log_probability,
+        "stopped": path.stopped,
+    }
+
+
+def compare_body(result: CompareResult) -> dict[str, Any]:
+    return {
+        "session_id": result.session_id,
+        "version": result.version,
+        "steps": result.steps,
+        "seed": result.seed,
+        "temperature": result.temperature,
+        "sampling": asdict(result.rules),
+        "greedy": path_body(result.greedy),
+        "sampled": path_body(result.sampled),
+        "current": {"text": result.current_text, "log_probability": result.current_log_probability},
     }
 
 
@@ -108,6 +151,11 @@ def sample(body: dict[str, Any], session_id: str) -> Any:
     wedge. The counts add up to `n`. Nothing is appended and the session does not change.
     The same `seed` gives the same counts; without one the server picks a seed and
     returns it.
+
+    With sampling rules (`top_k`, `top_p`, `min_p`, as for next-token-probs) the spins
+    land as a spin with those rules does: each wedge as wide as its kept tokens'
+    renormalized probability (`sampling_probability`), so a cut token (`kept: false`)
+    counts 0 and the others are drawn in proportion to their `sampling_probability`.
     """
     result = lab().sample(
         session_id,
@@ -115,5 +163,40 @@ def sample(body: dict[str, Any], session_id: str) -> Any:
         seed=body.get("seed"),
         threshold=body["threshold"],
         temperature=body["temperature"],
+        rules=rules(body),
     )
     return versioned(sample_body(result))
+
+
+@blp.route("/<session_id>/compare", methods=["POST"], links={200: session_links()})
+@blp.arguments(ls.CompareSchema)
+@blp.response(200, ls.CompareResponseSchema, headers=ETAG_HEADER)
+@blp.alt_response(
+    400, schema=s.ApiErrorSchema, description="Bad steps, seed, temperature or rules; no prompt."
+)
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
+def compare(body: dict[str, Any], session_id: str) -> Any:
+    """Compare greedy decoding with sampling
+
+    Continues the session's text (prompt and generated tokens, as the model sees them)
+    twice, up to `steps` tokens each: `greedy` takes the most likely token at every step
+    (ties by the lower id); `sampled` draws each token as a spin lands, on the wheel at
+    the default threshold with `temperature` and the sampling rules (`top_k`, `top_p`,
+    `min_p`), with the draws of `random.Random(seed)`. The same `seed` on the same text
+    gives the same sampled path; without one the server picks a seed and returns it.
+
+    Each token's `probability` is the wheel's at `temperature`, before any rule; a path's
+    `log_probability` is the sum of its tokens' natural-log probabilities and `text` its
+    tokens decoded together. `current` is the session's generated text so far and its
+    recorded log-probability. A path stops early after the model's end-of-sequence token
+    (included) or when the context window is full; `stopped` says why. Nothing is
+    appended and the session does not change.
+    """
+    result = lab().compare(
+        session_id,
+        body["steps"],
+        seed=body.get("seed"),
+        temperature=body["temperature"],
+        rules=rules(body),
+    )
+    return versioned(compare_body(result))

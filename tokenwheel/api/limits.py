@@ -24,6 +24,9 @@ from .errors import SHORT_NAMES
 UNLIMITED_ENDPOINTS = frozenset({"health.health", "health.ready"})
 CREATE_SESSION_ENDPOINT = "sessions.create_session"
 FORK_ENDPOINT = "lab.fork"  # a fork is a new session too (its own hourly count)
+# a scored text costs a prefill of up to the prompt limit: as much model time as a new
+# session's first wheel, so it has the same hourly budget (its own count)
+SCORE_ENDPOINT = "scoring.score"
 WHEEL_ENDPOINT = "sessions.next_token_probs"
 # At a threshold of 0.1% or more a wheel has at most 1,000 wedges (probabilities add up
 # to 1); below it, up to the whole vocabulary: 49,152 tokens (10 MB of JSON, 0.25 s) for
@@ -55,15 +58,19 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         return request.method == "OPTIONS" or request.endpoint in UNLIMITED_ENDPOINTS
 
     if settings.sessions_per_hour > 0:
-        for endpoint, verb in ((CREATE_SESSION_ENDPOINT, "created"), (FORK_ENDPOINT, "forked")):
+        for endpoint, did in (
+            (CREATE_SESSION_ENDPOINT, "created {} sessions"),
+            (FORK_ENDPOINT, "forked {} sessions"),
+            (SCORE_ENDPOINT, "scored {} texts"),
+        ):
             view: Any = app.view_functions[endpoint]
             app.view_functions[endpoint] = limiter.limit(
                 f"{settings.sessions_per_hour}/hour",
                 methods=["POST"],
                 override_defaults=False,
                 error_message=(
-                    f"This address {verb} {settings.sessions_per_hour} sessions in the "
-                    "last hour, the most allowed."
+                    f"This address {did.format(settings.sessions_per_hour)} in the last "
+                    "hour, the most allowed."
                 ),
             )(view)
 

@@ -6,7 +6,7 @@ from typing import cast
 
 from flask import current_app
 
-from tokenwheel.services import Lab, Maintenance, StudentSessions, Teaching
+from tokenwheel.services import Lab, Maintenance, StudentSessions, Teaching, TextScoring
 
 
 def student_sessions() -> StudentSessions:
@@ -23,3 +23,7 @@ def maintenance() -> Maintenance:
 
 def lab() -> Lab:
     return cast(Lab, current_app.extensions["tokenwheel.lab"])
+
+
+def scoring() -> TextScoring:
+    return cast(TextScoring, current_app.extensions["tokenwheel.scoring"])

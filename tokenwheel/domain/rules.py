@@ -35,6 +35,13 @@ DEFAULT_TOP_P = 1.0  # 0 < top_p <= 1
 DEFAULT_MIN_P = 0.0  # 0 <= min_p < 1
 MAX_VERSION = 999_999_999  # an expected version, an If-Match tag (nine digits)
 
+# The lab's greedy-vs-sampled comparison: continuation tokens per path. Each step is one
+# forward pass per path (about 40 ms for SmolLM2 on 2 cores), so 50 steps stay near a
+# few seconds.
+MIN_COMPARE_STEPS, MAX_COMPARE_STEPS = 1, 50
+# Scoring a text: the most likely tokens listed at each position beside the text's own.
+SCORE_ALTERNATIVES = 5
+
 # ---------------------------------------------------------------- request bodies
 
 # What a JSON body may hold before any field is looked at. Our bodies are flat objects;
@@ -112,6 +119,17 @@ def check_sampling_rules(
         raise InvalidCommand("min_p must be a number from 0 (off) up to, not including, 1.")
 
 
+def check_compare_steps(steps: object) -> None:
+    if not (
+        isinstance(steps, int)
+        and not isinstance(steps, bool)
+        and MIN_COMPARE_STEPS <= steps <= MAX_COMPARE_STEPS
+    ):
+        raise InvalidCommand(
+            f"steps must be a whole number from {MIN_COMPARE_STEPS} to {MAX_COMPARE_STEPS}."
+        )
+
+
 def check_seed(seed: object) -> None:
     if seed is not None and not (
         isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED
@@ -137,16 +155,17 @@ def is_blank(text: str) -> bool:
     return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
 
 
-def check_prompt(prompt: object, max_chars: int | None = None) -> str:
+def check_prompt(prompt: object, max_chars: int | None = None, what: str = "Prompt") -> str:
     """A prompt is a string with something visible in it, at most ``max_chars``
-    characters; returned as it is (kept verbatim)."""
+    characters; returned as it is (kept verbatim). ``what`` names it in the messages (a
+    scored text is held to the same rules)."""
     if not isinstance(prompt, str):
-        raise InvalidCommand("Prompt must be a string.")
+        raise InvalidCommand(f"{what} must be a string.")
     if max_chars is not None and len(prompt) > max_chars:
-        raise InvalidCommand(f"Prompt is {len(prompt)} characters long; the limit is {max_chars}.")
+        raise InvalidCommand(f"{what} is {len(prompt)} characters long; the limit is {max_chars}.")
     if is_blank(prompt):
         raise InvalidCommand(
-            "Prompt is blank: it needs a visible character (spaces, line breaks and "
+            f"{what} is blank: it needs a visible character (spaces, line breaks and "
             "invisible characters such as zero-width spaces do not count)."
         )
     return prompt

@@ -216,6 +216,7 @@ def build_distribution(
             token_count=vocabulary - len(head),
             sample_tokens=_tokens(samples, prepared, info_of, sampling),
             kept_token_count=int((sampling.kept & ~above).sum()),
+            sampling_probability=float(sampling.probs[~above].sum()),
         ),
         total_above_threshold_probability=float(prepared.probs[above].sum()),
         vocabulary_size=vocabulary,

@@ -33,7 +33,8 @@ from .loading import load_pretrained
 from .model import LoadedModel, ModelFacts
 from .passes import EngineStats, ForwardPasses, LogitsRequest
 from .ports import ModelParts
-from .types import InferenceOptions, OverloadedError
+from .scoring import PositionsRequest, score_positions
+from .types import InferenceOptions, OverloadedError, PositionNumbers
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ class InferenceEngine:
         self.prefill_threads = max(self.threads, os.cpu_count() or 1)
         self.max_batch = max_batch
         self.batch_wait = batch_wait
-        self._queue: queue.Queue[LogitsRequest | None] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[LogitsRequest | PositionsRequest | None] = queue.Queue(
+            maxsize=max_queue
+        )
         self._caches: dict[str, PrefixCache] = {}
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -102,15 +105,31 @@ class InferenceEngine:
     def submit(self, model: LoadedModel, ids: Sequence[int]) -> Future[torch.Tensor]:
         """Queue one request; the future holds its logits once the pass that served it
         is done. A full queue raises :class:`OverloadedError` at once."""
-        self._ensure_thread()
         request = LogitsRequest(model, tuple(ids))
+        self._enqueue(request)
+        return request.future
+
+    def score_positions(
+        self, model: LoadedModel, ids: Sequence[int], alternatives: int
+    ) -> tuple[PositionNumbers, ...]:
+        return self.submit_positions(model, ids, alternatives).result()
+
+    def submit_positions(
+        self, model: LoadedModel, ids: Sequence[int], alternatives: int
+    ) -> Future[tuple[PositionNumbers, ...]]:
+        """Queue a whole text for one forward pass (``scoring.score_positions``)."""
+        request = PositionsRequest(model, tuple(ids), alternatives)
+        self._enqueue(request)
+        return request.future
+
+    def _enqueue(self, request: LogitsRequest | PositionsRequest) -> None:
+        self._ensure_thread()
         try:
             self._queue.put_nowait(request)
         except queue.Full:
             raise OverloadedError(
                 "The model is busy with other requests; try again in a moment."
             ) from None
-        return request.future
 
     def kv_usage(self) -> dict[str, dict[str, int]]:
         """Entries and bytes of each model's KV prefix cache."""
@@ -147,7 +166,7 @@ class InferenceEngine:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            batch: list[LogitsRequest | PositionsRequest] = [first]
             deadline = time.monotonic() + self.batch_wait
             while len(batch) < self.max_batch:
                 remaining = deadline - time.monotonic()
@@ -163,10 +182,29 @@ class InferenceEngine:
                     self._queue.put(None)
                     break
                 batch.append(item)
+            steps = [r for r in batch if isinstance(r, LogitsRequest)]
             try:
-                with torch.inference_mode():
-                    self._batcher.serve(batch)
+                if steps:
+                    with torch.inference_mode():
+                        self._batcher.serve(steps)
             except BaseException as exc:  # never leave a caller waiting
-                for request in batch:
+                for request in steps:
                     if not request.future.done():
                         request.future.set_exception(exc)
+            for text in batch:
+                if isinstance(text, PositionsRequest):
+                    self._score(text)
+
+    def _score(self, request: PositionsRequest) -> None:
+        """A whole text is arithmetic, like a prefill: every core."""
+        torch.set_num_threads(self.prefill_threads)
+        try:
+            result = score_positions(request.model, request.ids, request.alternatives)
+        except BaseException as exc:  # never leave a caller waiting
+            request.future.set_exception(exc)
+        else:
+            self.stats.forward_passes += 1
+            self.stats.prefill_tokens += len(request.ids)
+            request.future.set_result(result)
+        finally:
+            torch.set_num_threads(self.threads)

@@ -16,7 +16,7 @@ import torch
 
 from .catalog import ModelSpec
 from .model import LoadedModel, ModelFacts
-from .types import InferenceOptions
+from .types import InferenceOptions, PositionNumbers
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,13 @@ class Engine(Protocol):
     def logits(self, model: LoadedModel, ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits (float32, vocabulary size) after ``ids``, once the pass
         that served them is done. A full queue raises OverloadedError at once."""
+        ...
+
+    def score_positions(
+        self, model: LoadedModel, ids: Sequence[int], alternatives: int
+    ) -> tuple[PositionNumbers, ...]:
+        """Every position of ``ids`` scored in one forward pass on the model thread
+        (``scoring.score_positions``), as numbers. A full queue raises OverloadedError."""
         ...
 
     def drop_model(self, model_id: str) -> None:

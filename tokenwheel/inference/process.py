@@ -42,7 +42,7 @@ from .engine import EngineKwargs, InferenceEngine
 from .loading import load_text_side
 from .model import LoadedModel, ModelFacts
 from .ports import ModelParts
-from .types import InferenceOptions, ModelUnavailableError, OverloadedError
+from .types import InferenceOptions, ModelUnavailableError, OverloadedError, PositionNumbers
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,15 @@ class ProcessEngine:
         data, size = self._call(("logits", model.spec.id, tuple(ids)))
         return torch.frombuffer(bytearray(data), dtype=torch.float32, count=size)
 
+    def score_positions(
+        self, model: LoadedModel, ids: Sequence[int], alternatives: int
+    ) -> tuple[PositionNumbers, ...]:
+        """Computed in the child next to the logits; only the numbers come back."""
+        result: tuple[PositionNumbers, ...] = self._call(
+            ("positions", model.spec.id, tuple(ids), alternatives)
+        )
+        return result
+
     def drop_model(self, model_id: str) -> None:
         self._loaded.pop(model_id, None)
         if self._alive():
@@ -261,6 +270,14 @@ def child_main(conn: Any) -> None:
         array = logits.contiguous().numpy()
         reply("ok", request_id, (array.tobytes(), int(array.size)))
 
+    def answer_positions(request_id: int, future: Future[tuple[PositionNumbers, ...]]) -> None:
+        try:
+            result = future.result()
+        except BaseException as exc:  # the parent must always hear back
+            fail(request_id, exc)
+            return
+        reply("ok", request_id, result)
+
     def load(request_id: int, spec: ModelSpec) -> None:
         try:
             if spec.id not in models:
@@ -296,6 +313,18 @@ def child_main(conn: Any) -> None:
                 fail(request_id, exc)
                 continue
             future.add_done_callback(functools.partial(answer, request_id))
+        elif kind == "positions":
+            model_id, ids, alternatives = args
+            model = models.get(model_id)
+            if model is None:
+                fail(request_id, ModelUnavailableError(f"{model_id} is not loaded"))
+                continue
+            try:
+                scored = engine.submit_positions(model, ids, alternatives)
+            except OverloadedError as exc:
+                fail(request_id, exc)
+                continue
+            scored.add_done_callback(functools.partial(answer_positions, request_id))
         elif kind == "load":
             # a load takes seconds: the models already loaded keep being served meanwhile
             threading.Thread(target=load, args=(request_id, args[0]), daemon=True).start()

@@ -35,8 +35,11 @@ from .types import (
     InferenceOptions,
     ModelInfo,
     ModelUnavailableError,
+    PositionNumbers,
     SamplingRules,
+    ScoredPosition,
     ScoredToken,
+    TokenProbability,
     UnknownModelError,
     WheelLanding,
 )
@@ -329,6 +332,44 @@ class ModelRegistry:
         prepared = self.prepared(model_id, ids, temperature)
         with _one_torch_thread():
             return dist.land_on_wheel(prepared, threshold, draw, rules)
+
+    def score_text(self, model_id: str, ids: Sequence[int], k: int) -> tuple[ScoredPosition, ...]:
+        """Every position of ``ids`` in one pass (``scoring``), described."""
+        model, self.forward_passes = self.get(model_id), self.forward_passes + 1
+        return tuple(_described(model, n) for n in self.engine.score_positions(model, ids, k))
+
+
+def _described(model: LoadedModel, numbers: PositionNumbers) -> ScoredPosition:
+    """A position of a scored text (temperature 1; the first has no context), its token
+    and its most likely alternatives described as the wheel describes tokens."""
+
+    def token(token_id: int, p: float | None, logp: float | None) -> TokenProbability:
+        info = model.token_info(token_id)
+        return TokenProbability(
+            token_id=token_id,
+            token_text=info.text,
+            probability=p or 0.0,
+            log_probability=logp or 0.0,
+            display_text=info.display_text,
+            partial_utf8=info.partial_utf8,
+            special=info.special,
+            end_of_sequence=info.end_of_sequence,
+        )
+
+    return ScoredPosition(
+        token=token(numbers.token_id, numbers.probability, numbers.log_probability),
+        scored=numbers.probability is not None,
+        rank=numbers.rank,
+        alternatives=tuple(
+            token(i, p, lp)
+            for i, p, lp in zip(
+                numbers.alternative_ids,
+                numbers.alternative_probabilities,
+                numbers.alternative_log_probabilities,
+                strict=True,
+            )
+        ),
+    )
 
 
 @contextmanager

@@ -80,6 +80,9 @@ class OtherCategory:
     token_count: int
     sample_tokens: tuple[TokenProbability, ...]
     kept_token_count: int
+    # the kept tail tokens' renormalized probabilities, summed: the Other wedge's width on
+    # the wheel a draw is made on (= total_probability with every rule off)
+    sampling_probability: float
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,35 @@ class WheelLanding:
     start_angle: float
     end_angle: float
     token_id: int  # the landed token, or the one the draw picked inside the Other wedge
+
+
+@dataclass(frozen=True)
+class PositionNumbers:
+    """One position of a text scored in one forward pass, as numbers only (what the
+    model thread sends back): the token there, and, when a token came before it, its
+    probability given those tokens at temperature 1, its rank (1 = most likely), and the
+    ``alternatives`` most likely tokens there (ids and probabilities, most likely first,
+    ties by id)."""
+
+    token_id: int
+    probability: float | None
+    log_probability: float | None
+    rank: int | None
+    alternative_ids: tuple[int, ...]
+    alternative_probabilities: tuple[float, ...]
+    alternative_log_probabilities: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ScoredPosition:
+    """A :class:`PositionNumbers` with its token and alternatives described (display
+    text, special, end of sequence). ``token.probability`` and ``log_probability`` are
+    0.0 for the first position, which has no context: read ``scored`` first."""
+
+    token: TokenProbability
+    scored: bool
+    rank: int | None
+    alternatives: tuple[TokenProbability, ...]
 
 
 @dataclass(frozen=True)

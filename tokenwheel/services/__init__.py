@@ -4,7 +4,8 @@
 words), ``repository`` (load with snapshots, save with the expected version, lock,
 retries), ``idempotency``, ``choosing`` (how a token is chosen), ``views`` (how a session
 is shown), ``sessions`` (the student's use cases), ``teaching`` (the teacher's), ``lab``
-(forks and many spins), ``maintenance`` (purge, index, readiness, warm-up) and
+(forks, many spins, greedy against sampled: ``continuations``), ``scoring`` (a text's
+tokens scored), ``maintenance`` (purge, index, readiness, warm-up) and
 ``results``.
 """
 
@@ -13,6 +14,7 @@ from .lab import Lab
 from .maintenance import Maintenance
 from .ports import EventStore, LanguageModels
 from .results import AppendRequest, SpinRequest
+from .scoring import TextScoring
 from .sessions import StudentSessions
 from .teaching import Teaching
 from .views import SessionView
@@ -28,4 +30,5 @@ __all__ = [
     "SpinRequest",
     "StudentSessions",
     "Teaching",
+    "TextScoring",
 ]

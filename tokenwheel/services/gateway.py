@@ -23,6 +23,7 @@ from tokenwheel.inference.types import (
     ModelUnavailableError,
     OverloadedError,
     SamplingRules,
+    ScoredPosition,
     ScoredToken,
     UnknownModelError,
     WheelLanding,
@@ -96,14 +97,16 @@ class ModelGateway:
                 "Undo or set a shorter prompt."
             )
 
-    def prompt_ids(self, model_id: str, prompt: str, max_tokens: int) -> tuple[int, ...]:
+    def prompt_ids(
+        self, model_id: str, prompt: str, max_tokens: int, what: str = "Prompt"
+    ) -> tuple[int, ...]:
         """The prompt as the model sees it, within ``max_tokens`` and the window (which
         keeps room for one generated token)."""
         token_ids = self.encode_prompt(model_id, prompt)
         limit = min(max_tokens, self.max_context(model_id) - 1)
         if len(token_ids) > limit:
             raise InvalidCommand(
-                f"Prompt is {len(token_ids)} tokens long for {model_id}; the limit is {limit}."
+                f"{what} is {len(token_ids)} tokens long for {model_id}; the limit is {limit}."
             )
         return token_ids
 
@@ -156,3 +159,9 @@ class ModelGateway:
     ) -> WheelLanding:
         with model_errors():
             return self.models.land_on_wheel(model_id, ids, temperature, threshold, draw, rules)
+
+    def score_text(
+        self, model_id: str, ids: Sequence[int], alternatives: int
+    ) -> tuple[ScoredPosition, ...]:
+        with model_errors():
+            return self.models.score_text(model_id, ids, alternatives)

@@ -1,14 +1,17 @@
-"""The exploration lab's use cases: fork a session, and spin a wheel many times.
+"""The exploration lab's use cases: fork a session, spin a wheel many times, and
+compare greedy decoding with sampling.
 
 A fork is a new session whose first event, ``SessionForked``, carries the parent's text
 as it was at a version, so it replays without the parent. Sampling lays ``n`` uniform
 draws on one wheel (one distribution, the same landing rule as a spin) and counts where
-they stop; it changes nothing and stores nothing.
+they stop; a comparison continues the session's text twice (``continuations``). Neither
+changes nor stores anything.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import uuid
 from collections.abc import Sequence
@@ -20,14 +23,17 @@ from tokenwheel.domain.rules import (
     DEFAULT_TEMPERATURE,
     DEFAULT_THRESHOLD,
     MAX_SEED,
+    check_compare_steps,
+    check_sampling_rules,
     check_seed,
     check_wheel_settings,
 )
-from tokenwheel.inference.types import TokenProbability
+from tokenwheel.inference.types import NO_RULES, SamplingRules, SamplingSummary, TokenProbability
 from tokenwheel.inference.wheel import wedge_for_draw
 from tokenwheel.settings import Settings
 
 from .clock import utcnow
+from .continuations import Continuation, Continuations
 from .gateway import ModelGateway
 from .idempotency import IdempotencyKey, IdempotencyKeys
 from .ports import Clock, EventStore, LanguageModels
@@ -45,7 +51,9 @@ def wheel_counts(head: Sequence[float], other_total: float, n: int, seed: int) -
     """Where ``n`` uniform draws from ``random.Random(seed)`` stop a wheel with ``head``
     probabilities (most likely first) and an Other wedge of ``other_total``: one count
     per head token, then the Other wedge's. Each draw lands as a spin's does
-    (``wedge_for_draw``), so the counts follow the wheel's probabilities exactly."""
+    (``wedge_for_draw``), so the counts follow the wheel's probabilities exactly. With
+    sampling rules the widths are the sampling probabilities (the kept tokens
+    renormalized), as on the wheel a spin draws on: a cut token has no width."""
     rng = random.Random(seed)
     counts = [0] * (len(head) + 1)
     for _ in range(n):
@@ -70,6 +78,23 @@ class SampleResult:
     tokens: tuple[SampledToken, ...]
     other_probability: float
     other_count: int
+    other_kept_token_count: int
+    other_sampling_probability: float
+    sampling: SamplingSummary
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    session_id: str
+    version: int
+    steps: int
+    seed: int
+    temperature: float
+    rules: SamplingRules
+    greedy: Continuation
+    sampled: Continuation
+    current_text: str  # the session's generated text (the prompt left out)
+    current_log_probability: float
 
 
 class Lab:
@@ -92,6 +117,7 @@ class Lab:
         self.repository = repository or SessionRepository(store, clock, settings.session_ttl)
         self.keys = IdempotencyKeys(store, clock, settings.idempotency_window)
         self.rng = rng or random.SystemRandom()
+        self.continuations = Continuations(self.models)
 
     def fork(
         self,
@@ -136,10 +162,14 @@ class Lab:
         seed: int | None = None,
         threshold: float = DEFAULT_THRESHOLD,
         temperature: float = DEFAULT_TEMPERATURE,
+        rules: SamplingRules = NO_RULES,
     ) -> SampleResult:
         """``n`` spins of the session's wheel, counted, without appending any token.
-        The seed used is returned (a fresh one when none is given) so it can be repeated."""
+        The seed used is returned (a fresh one when none is given) so it can be repeated.
+        With sampling rules the spins land as a spin with those rules does: only on kept
+        tokens, each as often as its renormalized probability."""
         check_wheel_settings(threshold, temperature)
+        check_sampling_rules(rules.top_k, rules.top_p, rules.min_p)
         check_seed(seed)
         if isinstance(n, bool) or not isinstance(n, int) or not MIN_SAMPLES <= n <= MAX_SAMPLES:
             raise InvalidCommand(f"n must be a whole number from {MIN_SAMPLES} to {MAX_SAMPLES}.")
@@ -148,12 +178,12 @@ class Lab:
         domain.require_prompt(state)
         self.models.check_room(state.model_name, state.token_ids)
         wheel = self.models.distribution(
-            state.model_name, state.token_ids, temperature, threshold, 0
+            state.model_name, state.token_ids, temperature, threshold, 0, rules
         )
         used = seed if seed is not None else self.rng.randint(0, MAX_SEED)
-        head = wheel.above_threshold_tokens
-        other_total = wheel.other_category.total_probability
-        counts = wheel_counts([t.probability for t in head], other_total, n, used)
+        head, other = wheel.above_threshold_tokens, wheel.other_category
+        widths = [t.sampling_probability for t in head]
+        counts = wheel_counts(widths, other.sampling_probability, n, used)
         self.repository.touch(loaded.record)
         return SampleResult(
             session_id=state.session_id,
@@ -163,6 +193,47 @@ class Lab:
             threshold=threshold,
             temperature=temperature,
             tokens=tuple(SampledToken(t, c) for t, c in zip(head, counts, strict=False)),
-            other_probability=other_total,
+            other_probability=other.total_probability,
             other_count=counts[-1],
+            other_kept_token_count=other.kept_token_count,
+            other_sampling_probability=other.sampling_probability,
+            sampling=wheel.sampling,
+        )
+
+    def compare(
+        self,
+        session_id: str,
+        steps: int,
+        seed: int | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        rules: SamplingRules = NO_RULES,
+    ) -> CompareResult:
+        """The session's text continued ``steps`` tokens twice: greedily, and by draws
+        from ``random.Random(seed)`` landing as spins with ``rules`` land. Nothing is
+        appended or stored; the seed used is returned (a fresh one when none is given)."""
+        check_compare_steps(steps)
+        check_wheel_settings(DEFAULT_THRESHOLD, temperature)
+        check_sampling_rules(rules.top_k, rules.top_p, rules.min_p)
+        check_seed(seed)
+        loaded = self.repository.load(session_id)
+        state = loaded.state
+        domain.require_prompt(state)
+        self.models.check_room(state.model_name, state.token_ids)
+        used = seed if seed is not None else self.rng.randint(0, MAX_SEED)
+        greedy, sampled = self.continuations.compare(
+            state.model_name, state.token_ids, steps, temperature, used, rules
+        )
+        current = self.models.decode(state.model_name, state.generated_ids)
+        self.repository.touch(loaded.record)
+        return CompareResult(
+            session_id=state.session_id,
+            version=state.version,
+            steps=steps,
+            seed=used,
+            temperature=temperature,
+            rules=rules,
+            greedy=greedy,
+            sampled=sampled,
+            current_text=current,
+            current_log_probability=math.fsum(t.log_probability for t in state.generated),
         )

@@ -19,6 +19,7 @@ from tokenwheel.inference.types import (
     Distribution,
     ModelInfo,
     SamplingRules,
+    ScoredPosition,
     ScoredToken,
     WheelLanding,
 )
@@ -84,6 +85,9 @@ class LanguageModels(Protocol):
         draw: float,
         rules: SamplingRules = NO_RULES,
     ) -> WheelLanding: ...
+    def score_text(
+        self, model_id: str, ids: Sequence[int], alternatives: int
+    ) -> tuple[ScoredPosition, ...]: ...
 
 
 class EventStore(Protocol):
