@@ -48,6 +48,7 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("app.js", "javascript"),
         ("teacher.js", "javascript"),
         ("lab.js", "javascript"),
+        ("score.js", "javascript"),
         ("tokens.js", "javascript"),
         ("wheel.js", "javascript"),
         ("i18n.js", "javascript"),
@@ -93,7 +94,16 @@ def test_modules_import_only_their_siblings() -> None:
 CATALOGS = {lang: WEB / "i18n" / f"{lang}.json" for lang in ("en", "es")}
 # docs.html is Swagger UI's page, in English only
 PAGES = ("index.html", "teacher.html", "lab.html")
-SCRIPTS = ("app.js", "teacher.js", "lab.js", "wheel.js", "tokens.js", "format.js", "api.js")
+SCRIPTS = (
+    "app.js",
+    "teacher.js",
+    "lab.js",
+    "score.js",
+    "wheel.js",
+    "tokens.js",
+    "format.js",
+    "api.js",
+)
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 

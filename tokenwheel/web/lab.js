@@ -1,6 +1,6 @@
 // The lab: two wheels side by side, each its own session of the student API (its own
 // model, prompt and temperature), to compare what the model expects after two prompts or
-// at two temperatures. It uses only the REST API under /api; every word it shows comes
+// at two temperatures; and a text scored token by token (score.js). It uses only the REST API under /api; every word it shows comes
 // from the catalogs (i18n.js); an error body's `message` is shown as the server wrote it.
 
 import { call, explain, showMessage } from "./api.js";
@@ -14,6 +14,7 @@ import {
   threshold as thresholdText,
 } from "./format.js";
 import { languageSwitch, onLanguageChange, t, translatePage } from "./i18n.js";
+import { ScoreView } from "./score.js";
 import { describe, renderTokens } from "./tokens.js";
 import { OTHER_TOP_K, Wheel } from "./wheel.js";
 
@@ -482,6 +483,12 @@ class Side {
 }
 
 sides.push(new Side("a"), new Side("b"));
+const scoring = new ScoreView({
+  models: () => shared.models,
+  renderModels: renderModelMenu,
+  usable,
+  setUsable,
+});
 
 function refreshStartBoth() {
   setUsable(shared.startBoth, sides.every((side) => !side.busy && side.ui.model.value));
@@ -517,16 +524,19 @@ async function loadModels() {
     renderModelMenu(side.ui.model);
     side.refreshButtons();
   }
+  renderModelMenu(scoring.ui.model);
+  scoring.refreshButtons();
 }
 
 function relabel() {
   for (const side of sides) side.relabel();
+  scoring.relabel();
 }
 
 translatePage();
 languageSwitch(shared.language);
 onLanguageChange(relabel);
-for (const side of sides) side.relabel();
+relabel();
 shared.startBoth.addEventListener("click", () => {
   if (!usable(shared.startBoth)) return;
   for (const side of sides) side.ui.setup.requestSubmit();
@@ -537,5 +547,6 @@ showView();
 // would send the form natively and reload the page.
 for (const side of sides) side.ui.start.disabled = false;
 shared.startBoth.disabled = false;
+scoring.enable();
 refreshStartBoth();
 loadModels();
