@@ -167,6 +167,7 @@ def test_two_wheels_side_by_side_each_its_own_session(
     idle(page, "a")
     assert server.request("GET", f"/api/sessions/{sessions['a']}")["token_history"] == []
     assert len(server.request("GET", f"/api/sessions/{sessions['b']}")["token_history"]) == 2
+    check(page, "lab-compare-undone")
     assert watch.errors == []
     assert watch.outside == []
 
@@ -456,6 +457,7 @@ def test_score_a_text(desk: tuple[Page, PageWatch], server: Server, lang: str) -
     # the mouse: pointing at a token shows its details
     page.locator("#score-tokens .tok").nth(3).hover()
     assert_detail_shows(page, answer["tokens"][3], 3)
+    check(page, "lab-score-hovered")
 
     # the other language redraws the answer's words
     other = "es" if lang == "en" else "en"
@@ -475,6 +477,7 @@ def test_score_on_a_phone_taps_a_token(browser: Browser, server: Server, phone_l
         answer = score(page)
         width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], "no sideways scrolling on a phone"
+        check(page, "lab-score-phone-scored")
         chip = page.locator("#score-tokens .tok").nth(1)
         chip.scroll_into_view_if_needed()
         chip.tap()

@@ -1,7 +1,8 @@
 // The lab: two wheels side by side, each its own session of the student API (its own
 // model, prompt and temperature), to compare what the model expects after two prompts or
-// at two temperatures; and a text scored token by token (score.js). It uses only the REST API under /api; every word it shows comes
-// from the catalogs (i18n.js); an error body's `message` is shown as the server wrote it.
+// at two temperatures; and a text scored token by token (score.js). It uses only the
+// REST API under /api; every word it shows comes from the catalogs (i18n.js); an error
+// body's `message` is shown as the server wrote it.
 
 import { call, explain, showMessage } from "./api.js";
 import {

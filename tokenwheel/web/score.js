@@ -137,8 +137,9 @@ export class ScoreView {
     this.clearMessage();
     const model = this.ui.model.value;
     const info = this.models().find((m) => m.id === model);
+    const loading = info && !info.loaded;
     this.setStatus(() =>
-      info && !info.loaded ? t("status.loadingModel", { model: info.name }) : t("lab.score.scoring"),
+      loading ? t("status.loadingModel", { model: info.name }) : t("lab.score.scoring"),
     );
     try {
       const result = await call("POST", "/api/score", { model_name: model, text });
