@@ -157,9 +157,10 @@ def create_app(
 
 
 def _serve_pages(app: Flask) -> None:
-    """The student page at ``/`` and the teacher page at ``/teacher``; their scripts and
-    styles come from ``/static/``. The teacher page itself holds no data: everything it
-    shows comes from the teacher API, behind the token."""
+    """The student page at ``/``, the teacher page at ``/teacher`` and the lab at
+    ``/lab``; their scripts and styles come from ``/static/``. The teacher page itself
+    holds no data: everything it shows comes from the teacher API, behind the token. The
+    lab uses the student API (two sessions side by side) and ``POST /api/score``."""
 
     @app.get("/")
     def student_page() -> Any:
@@ -168,6 +169,10 @@ def _serve_pages(app: Flask) -> None:
     @app.get("/teacher")
     def teacher_page() -> Any:
         return app.send_static_file("teacher.html")
+
+    @app.get("/lab")
+    def lab_page() -> Any:
+        return app.send_static_file("lab.html")
 
 
 def _serve_docs(app: Flask) -> None:

@@ -27,7 +27,9 @@ def client(settings: Settings) -> FlaskClient:
     return create_app(settings, models=FakeModels()).test_client()
 
 
-@pytest.mark.parametrize(("url", "script"), [("/", "app.js"), ("/teacher", "teacher.js")])
+@pytest.mark.parametrize(
+    ("url", "script"), [("/", "app.js"), ("/teacher", "teacher.js"), ("/lab", "lab.js")]
+)
 def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> None:
     r = client.get(url)
     assert r.status_code == 200 and r.mimetype == "text/html"
@@ -45,6 +47,8 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
     [
         ("app.js", "javascript"),
         ("teacher.js", "javascript"),
+        ("lab.js", "javascript"),
+        ("score.js", "javascript"),
         ("tokens.js", "javascript"),
         ("wheel.js", "javascript"),
         ("rules.js", "javascript"),
@@ -56,6 +60,7 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
         ("i18n/es.json", "application/json"),
         ("style.css", "text/css"),
+        ("lab.css", "text/css"),
         ("favicon.svg", "image/svg+xml"),
     ],
 )
@@ -67,7 +72,7 @@ def test_static_files_have_their_types(client: FlaskClient, name: str, mimetype:
     assert client.get("/static/../app.py").status_code == 404
 
 
-@pytest.mark.parametrize("page", ["index.html", "teacher.html"])
+@pytest.mark.parametrize("page", ["index.html", "teacher.html", "lab.html"])
 def test_nothing_inline_and_nothing_from_elsewhere(page: str) -> None:
     html = (WEB / page).read_text()
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script"
@@ -91,10 +96,13 @@ def test_modules_import_only_their_siblings() -> None:
 # ---------------------------------------------------------------- the catalogs
 
 CATALOGS = {lang: WEB / "i18n" / f"{lang}.json" for lang in ("en", "es")}
-PAGES = ("index.html", "teacher.html")  # docs.html is Swagger UI's page, in English only
+# docs.html is Swagger UI's page, in English only
+PAGES = ("index.html", "teacher.html", "lab.html")
 SCRIPTS = (
     "app.js",
     "teacher.js",
+    "lab.js",
+    "score.js",
     "wheel.js",
     "tokens.js",
     "format.js",
