@@ -81,6 +81,54 @@ def test_a_fork_at_a_bad_version_is_400_and_stores_nothing(
         assert before.json["total"] == after.json["total"]
 
 
+def test_a_branch_keeps_the_first_tokens_whichever_version_added_them(
+    fake_client: FlaskClient,
+) -> None:
+    """token_count cuts the text at a position: after an undo (versions are not positions)
+    and in a fork, whose copied tokens all share its version 1."""
+    student = _story(fake_client)  # three spins: versions 3, 4, 5
+    assert fake_client.post(f"{student.url}/undo").status_code == 200  # version 6
+    r = fake_client.post(f"{student.url}/spin", json={"threshold": 0.05})  # version 7
+    assert r.status_code == 200
+    parent = _events(fake_client, student)
+    ids = [t["token_id"] for t in parent["token_history"]]
+    assert len(ids) == 3
+    r = fake_client.post(f"{student.url}/fork", json={"token_count": 2})
+    assert r.status_code == 201, r.json
+    fork = r.json
+    assert fork["forked_from"] == {"session_id": student.id, "version": parent["version"]}
+    assert [t["token_id"] for t in fork["token_history"]] == ids[:2]
+    # a branch of the fork at its first (copied) token, and one with no token at all
+    url = f"/api/sessions/{fork['session_id']}/fork"
+    r = fake_client.post(url, json={"token_count": 1})
+    assert r.status_code == 201, r.json
+    assert [t["token_id"] for t in r.json["token_history"]] == ids[:1]
+    assert r.json["forked_from"] == {"session_id": fork["session_id"], "version": 1}
+    r = fake_client.post(url, json={"token_count": 0, "version": 1})
+    assert r.status_code == 201 and r.json["token_history"] == []
+    assert r.json["initial_prompt"] == parent["initial_prompt"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"token_count": 4},
+        {"token_count": -1},
+        {"token_count": "1"},
+        {"token_count": 2, "version": 3},  # version 3 had one token
+    ],
+)
+def test_a_branch_past_the_text_is_400_and_stores_nothing(
+    fake_app: Any, fake_client: FlaskClient, body: dict[str, Any]
+) -> None:
+    student = _story(fake_client)
+    before = event_count(fake_app)
+    r = fake_client.post(f"{student.url}/fork", json=body)
+    assert r.status_code == 400, r.json
+    assert r.json["message"]
+    assert event_count(fake_app) == before
+
+
 def test_fork_of_an_unknown_or_deleted_session_is_404(fake_client: FlaskClient) -> None:
     student = _story(fake_client)
     assert fake_client.delete(student.url).status_code == 200

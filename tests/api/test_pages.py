@@ -53,7 +53,6 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("wheel.js", "javascript"),
         ("rules.js", "javascript"),
         ("surprise.js", "javascript"),
-        ("branch.js", "javascript"),
         ("sample-chart.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
@@ -109,7 +108,6 @@ SCRIPTS = (
     "api.js",
     "rules.js",
     "surprise.js",
-    "branch.js",
     "sample-chart.js",
 )
 PLACEHOLDER = re.compile(r"\{(\w+)\}")

@@ -1010,9 +1010,11 @@ def test_branch_here_forks_at_the_token_and_goes_on_in_the_fork(
     desk: tuple[Page, PageWatch], server: Server, lang: str
 ) -> None:
     """Four tokens with an undo among them (so versions are not positions); the second
-    token chosen by keyboard, "Branch here": the fork starts right after that token was
-    added (forked_from names the session and that version), the page goes on in the fork
-    with two tokens, and the session it came from still has its four."""
+    token chosen by keyboard, "Branch here": the fork keeps the text up to that token
+    (token_count 2 of the session now: forked_from names it and its version), the page
+    goes on in the fork with two tokens, and the session it came from still has its four.
+    A branch of the fork at a token it copied (all of them share its version 1) works
+    the same way."""
     page, watch = desk
     old = start(page, server)
     expect(page.get_by_test_id("branch")).to_be_hidden()  # no token yet
@@ -1049,7 +1051,8 @@ def test_branch_here_forks_at_the_token_and_goes_on_in_the_fork(
         page.keyboard.press("Enter")
     fork = forked.value.json()
     assert forked.value.status == 201
-    assert fork["forked_from"] == {"session_id": old, "version": 4}
+    assert forked.value.request.post_data_json == {"version": 8, "token_count": 2}
+    assert fork["forked_from"] == {"session_id": old, "version": 8}
     expect(chips(page)).to_have_count(2)
     idle(page)
     new = fork["session_id"]
@@ -1072,6 +1075,19 @@ def test_branch_here_forks_at_the_token_and_goes_on_in_the_fork(
     idle(page)
     assert len(server.request("GET", f"/api/sessions/{new}")["token_history"]) == 3
     assert server.request("GET", f"/api/sessions/{old}")["version"] == 8
+
+    # a branch of the fork at its first token, one it copied from the old session
+    chips(page).nth(2).focus()
+    page.keyboard.press("Home")
+    expect(branch).to_have_attribute("data-index", "0")
+    with page.expect_response(re.compile(r"/fork$")) as forked:
+        branch.click()
+    again = forked.value.json()
+    assert forked.value.status == 201
+    assert again["forked_from"] == {"session_id": new, "version": 2}
+    expect(chips(page)).to_have_count(1)
+    idle(page)
+    assert [t["token_id"] for t in again["token_history"]] == ids[:1]
     assert watch.errors == []
     assert watch.outside == []
 

@@ -108,7 +108,11 @@ def compare_body(result: CompareResult) -> dict[str, Any]:
 @blp.arguments(ls.ForkSchema, required=False)
 @blp.arguments(s.IdempotencyHeadersSchema, location="headers")
 @blp.response(201, ls.ForkedSessionSchema, headers=ETAG_HEADER)
-@blp.alt_response(400, schema=s.ApiErrorSchema, description="A version outside 1..the session's.")
+@blp.alt_response(
+    400,
+    schema=s.ApiErrorSchema,
+    description="A version outside 1..the session's, or a token_count over the text's tokens.",
+)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 @blp.alt_response(
     429,
@@ -123,7 +127,9 @@ def fork(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
     """Fork a session
 
     A new session (a new `session_id`) with the same model, class, seed, prompt and
-    generated tokens as this one, now or as it was at `version`. The new session
+    generated tokens as this one, now or as it was at `version`; with `token_count`, only
+    the first that many generated tokens (the page's "Branch here" sends the position of
+    the chosen token, so a branch needs no version per token). The new session
     continues on its own; the original is unchanged. `forked_from` names the original and
     the version copied. The fork keeps its text even when the original is deleted or
     purged. With an `Idempotency-Key` (kept per client address), a retry answers the
@@ -133,6 +139,7 @@ def fork(body: dict[str, Any], headers: dict[str, Any], session_id: str) -> Any:
         session_id,
         body.get("version"),
         idempotency=idempotency(headers, scope=client_scope()),
+        token_count=body.get("token_count"),
     )
     return versioned(forked_body(result), result.repeated)
 

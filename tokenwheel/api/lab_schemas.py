@@ -33,6 +33,16 @@ class ForkSchema(Schema):
             "session's version); absent: as it is now."
         },
     )
+    token_count = StrictInteger(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=0, max=rules.MAX_VERSION),
+        metadata={
+            "description": "Keep only the first `token_count` generated tokens of the text "
+            "at that version (0 to how many it has; absent: all): a branch at a token of the "
+            "text, whichever version added it."
+        },
+    )
 
 
 class ForkedFromSchema(Schema):

@@ -165,13 +165,25 @@ def undo(state: SessionState, now: datetime) -> list[Event]:
 
 
 def fork_session(
-    parent: SessionState, at: SessionState, session_id: str, now: datetime
+    parent: SessionState,
+    at: SessionState,
+    session_id: str,
+    now: datetime,
+    token_count: int | None = None,
 ) -> list[Event]:
     """A new session ``session_id`` that starts as ``parent`` was at ``at.version``
-    (``at`` is ``parent`` replayed up to that version)."""
+    (``at`` is ``parent`` replayed up to that version), keeping only the first
+    ``token_count`` generated tokens when it is given (a branch at a token of the text,
+    whatever version added it: a fork's own copied tokens share its version 1)."""
     _require_live(parent)
     if at.session_id != parent.session_id or not 1 <= at.version <= parent.version:
         raise InvalidCommand(f"version must be from 1 to {parent.version}, the session's version.")
+    if token_count is not None and not 0 <= token_count <= len(at.generated):
+        raise InvalidCommand(
+            f"token_count must be from 0 to {len(at.generated)}, the generated tokens "
+            "at that version."
+        )
+    kept = at.generated if token_count is None else at.generated[:token_count]
     return [
         SessionForked(
             session_id=session_id,
@@ -183,7 +195,7 @@ def fork_session(
             prompt=at.prompt,
             token_ids=at.prompt_token_ids,
             generated=tuple(
-                {**facts_of(t), "selected_at": t.selected_at.isoformat()} for t in at.generated
+                {**facts_of(t), "selected_at": t.selected_at.isoformat()} for t in kept
             ),
             parent_session_id=at.session_id,
             parent_version=at.version,

@@ -124,12 +124,15 @@ class Lab:
         session_id: str,
         version: int | None = None,
         idempotency: IdempotencyKey | None = None,
+        token_count: int | None = None,
     ) -> Created:
-        """A new session as ``session_id`` was at ``version`` (its latest by default).
+        """A new session as ``session_id`` was at ``version`` (its latest by default),
+        with only its first ``token_count`` generated tokens when that is given.
         With an Idempotency-Key (scoped by client, as for creating a session) a retry
         returns the first fork and stores nothing."""
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            raise InvalidCommand("version must be a whole number.")
+        for name, value in (("version", version), ("token_count", token_count)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidCommand(f"{name} must be a whole number.")
         for attempt in self.repository.attempts(""):
             with attempt:
                 applied = self.keys.applied(idempotency)
@@ -148,7 +151,7 @@ class Lab:
                     else self.repository.state_at(parent.session_id, at_version)
                 )
                 new_id = str(uuid.uuid4())
-                new_events = domain.fork_session(parent, at, new_id, self.clock())
+                new_events = domain.fork_session(parent, at, new_id, self.clock(), token_count)
                 record = self.keys.record(idempotency, new_id, version=1)
                 state = self.repository.save(None, new_events, record)
                 log.info("forked session %s… from %s…", new_id[:8], parent.session_id[:8])

@@ -2,8 +2,7 @@
 // It uses only the REST API under /api; every word it shows comes from the catalogs
 // (i18n.js), and an error body's `message` is shown as the server wrote it.
 
-import { ApiError, call, explain, showMessage } from "./api.js";
-import { Origins } from "./branch.js";
+import { call, explain, showMessage } from "./api.js";
 import {
   count,
   decimal,
@@ -119,7 +118,6 @@ const wheel = new Wheel(ui.wheel, {
 });
 
 const rules = new Rules(ui.rules, () => sliderChanged());
-const origins = new Origins(); // where each token of the text was added (branch.js)
 const chart = new SampleChart(ui.many);
 
 function noteMotion() {
@@ -285,38 +283,24 @@ function renderBranch() {
   refreshButtons();
 }
 
-// Fork the session right after the selected token was added and go on in the fork; the
-// session it came from stays as it is.
+// Fork the session with its text up to the selected token (POST .../fork with the
+// token's position as token_count: versions count undos too, and a fork's copied tokens
+// share its first version) and go on in the fork; the session it came from stays as it is.
 function branch() {
   if (!usable(ui.branch)) return;
   const index = state.selected;
-  const origin = origins.at(index);
-  if (!origin) {
-    setStatus(() => t("branch.unknown"));
-    return;
-  }
   task(async () => {
     clearMessage();
     const parent = state.session;
-    let fork;
-    try {
-      fork = await call("POST", `/api/sessions/${origin.session}/fork`, {
-        version: origin.version,
-      });
-    } catch (error) {
-      // the session an inherited token came from is gone; this one is still fine
-      if (error instanceof ApiError && error.status === 404 && origin.session !== parent.id) {
-        setStatus(() => t("branch.gone"));
-        return;
-      }
-      throw error;
-    }
+    const fork = await call("POST", `/api/sessions/${parent.id}/fork`, {
+      version: state.version,
+      token_count: index + 1,
+    });
     state.session = { id: fork.session_id, model: fork.model_name, classCode: parent.classCode };
     state.version = fork.version;
     state.prompt = fork.initial_prompt;
     state.landing = null;
     ui.landing.hidden = true;
-    origins.forked(index, fork.version);
     ui.text.dataset.follow = "true"; // the newest token of the branch takes the tab stop
     keepText(fork);
     showSession();
@@ -558,7 +542,6 @@ async function start(event) {
     state.version = set.version;
     state.prompt = prompt;
     state.history = [];
-    origins.reset(set.version);
     state.currentText = set.current_text;
     state.landing = null;
     ui.landing.hidden = true;
@@ -588,7 +571,6 @@ async function append(body, said) {
     expected_version: version,
   });
   state.version = result.version;
-  origins.appended(state.session.id, result.version, result.appended_token.token_id);
   keepText(result);
   const token = result.appended_token;
   setStatus(() => t(said, { token: quoted(token), share: percent(token.probability) }));
@@ -663,7 +645,6 @@ function spin() {
     // with rules on, the server's angle is on the wheel of kept shares: see landingAngle
     await wheel.spinTo(wheel.landingAngle(result), reducedMotion.matches);
     wheel.markLanded(result.landed.wedge_index, result.appended_token.token_id);
-    origins.appended(state.session.id, result.version, result.appended_token.token_id);
     keepText(result);
     state.landing = { result, probs };
     renderLanding();
@@ -700,7 +681,6 @@ function undo() {
       expected_version: state.version,
     });
     state.version = result.version;
-    origins.undone(result.version);
     keepText(result);
     state.landing = null;
     ui.landing.hidden = true;
@@ -716,7 +696,6 @@ async function reloadSession() {
   const now = await call("GET", `/api/sessions/${state.session.id}`);
   state.version = now.version;
   state.prompt = now.initial_prompt;
-  origins.reloaded(state.session.id, now.token_history, now.version);
   state.landing = null;
   ui.landing.hidden = true;
   keepText(now);
