@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .catalog import CATALOG, ModelSpec
 from .loading import availability, probe_hub
-from .types import InferenceOptions, ModelUnavailableError, UnknownModelError
+from .model import LoadedModel
+from .types import InferenceOptions, ModelInfo, ModelUnavailableError, UnknownModelError
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +105,26 @@ class ModelAvailability:
         if cap:
             return min(limit, cap) if limit else cap
         return limit
+
+    def describe(self, models: Mapping[str, LoadedModel]) -> list[ModelInfo]:
+        """Every catalog model as the API lists it; ``models``: the loaded ones by id."""
+        infos = []
+        for spec in self.specs:
+            ok, reason = self.availability(spec.id)
+            loaded = models.get(spec.id)
+            infos.append(
+                ModelInfo(
+                    id=spec.id,
+                    name=spec.name,
+                    description=spec.description,
+                    parameters=spec.parameters,
+                    source=spec.source,
+                    available=ok,
+                    loaded=loaded is not None,
+                    reason=reason,
+                    vocabulary_size=loaded.vocabulary_size if loaded else None,
+                    max_context=loaded.max_context if loaded else self.window(spec),
+                    dtype=loaded.dtype if loaded else None,
+                )
+            )
+        return infos

@@ -122,27 +122,8 @@ class ModelRegistry:
         return self.catalog.default_model()
 
     def describe(self) -> list[ModelInfo]:
-        default_id, _ = self.default_model()
-        infos = []
-        for spec in self.specs:
-            ok, reason = self.availability(spec.id)
-            loaded = self._models.get(spec.id)
-            infos.append(
-                ModelInfo(
-                    id=spec.id,
-                    name=spec.name,
-                    description=spec.description,
-                    parameters=spec.parameters,
-                    source=spec.source,
-                    available=ok,
-                    loaded=loaded is not None,
-                    reason=reason,
-                    vocabulary_size=loaded.vocabulary_size if loaded else None,
-                    max_context=loaded.max_context if loaded else self.catalog.window(spec),
-                    dtype=loaded.dtype if loaded else None,
-                )
-            )
-        return infos
+        self.default_model()  # chosen first, as before: no model that can load is an error
+        return self.catalog.describe(self._models)
 
     # ------------------------------------------------------------ loading
 
