@@ -3,6 +3,7 @@ unit tier's (tests/unit imports neither torch nor transformers, so it stays fast
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,25 @@ def test_the_unit_tier_imports_neither_torch_nor_transformers() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout == "", result.stdout
+
+
+MAX_FILE_LINES = 400
+MAX_CLASS_LINES = 250
+
+
+def test_one_module_one_job_no_file_or_class_grows_past_its_limit() -> None:
+    """The size limits issue 11 set (a module over 400 lines or a class over 250 does more
+    than one job): a new use case goes into a new module, not into the largest one."""
+    too_long = []
+    for path in sorted((ROOT / "tokenwheel").rglob("*.py")):
+        source = path.read_text()
+        name = str(path.relative_to(ROOT))
+        lines = len(source.splitlines())
+        if lines > MAX_FILE_LINES:
+            too_long.append(f"{name}: {lines} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                size = node.end_lineno - node.lineno + 1
+                if size > MAX_CLASS_LINES:
+                    too_long.append(f"{name}: class {node.name}, {size} lines")
+    assert too_long == []

@@ -6,7 +6,7 @@ from typing import Any
 
 from . import schemas as s
 from .blueprint import Blueprint
-from .services import student_sessions
+from .services import maintenance
 
 blp = Blueprint("models", __name__, url_prefix="/api/models", description="Language models.")
 
@@ -22,7 +22,7 @@ def list_models() -> dict[str, Any]:
     none is named. When the configured default cannot load (for example a Hub model on a
     machine without internet), `default_reason` says which model serves instead and why.
     """
-    result = student_sessions().list_models()
+    result = maintenance().list_models()
     return {
         "models": [
             {

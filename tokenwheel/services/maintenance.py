@@ -1,4 +1,5 @@
-"""What keeps the service healthy: the purge, the index rebuild, readiness, warm-up."""
+"""What keeps the service healthy: the purge, the index rebuild, readiness, warm-up, and
+the models this server can serve."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tokenwheel.settings import Settings
 from .clock import utcnow
 from .gateway import ModelGateway
 from .ports import Clock, EventStore, LanguageModels
-from .results import Readiness
+from .results import ModelsResult, Readiness
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,15 @@ class Maintenance:
         self.models = ModelGateway(models)
         self.settings = settings
         self.clock = clock
+
+    def list_models(self) -> ModelsResult:
+        default_id, reason = self.models.default_model()
+        return ModelsResult(
+            models=self.models.describe(),
+            default_model=default_id,
+            configured_default_model=self.settings.default_model,
+            default_reason=reason,
+        )
 
     def purge_expired(self) -> tuple[int, int]:
         """Expire idle sessions, then purge those expired longer than the retention.

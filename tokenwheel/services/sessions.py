@@ -45,7 +45,6 @@ from .results import (
     Created,
     DeleteResult,
     DistributionResult,
-    ModelsResult,
     PromptResult,
     SpinRequest,
     SpinResult,
@@ -76,15 +75,6 @@ class StudentSessions:
         self.outcomes = Outcomes(self.views)
 
     # ------------------------------------------------------------ reading
-
-    def list_models(self) -> ModelsResult:
-        default_id, reason = self.models.default_model()
-        return ModelsResult(
-            models=self.models.describe(),
-            default_model=default_id,
-            configured_default_model=self.settings.default_model,
-            default_reason=reason,
-        )
 
     def get_session(self, session_id: str) -> SessionView:
         loaded = self.repository.load(session_id)
