@@ -1103,12 +1103,15 @@ def test_spin_many_counts_the_spins_and_adds_nothing(
     shown = rows.evaluate_all("rs => rs.map(r => [r.dataset.tokenId, Number(r.dataset.count)])")
     assert [tuple(r) for r in shown] == expected
     assert sum(c for _, c in expected) == 100
-    # the numbers are the table's text: the count, and its share of the spins
+    # the numbers are the table's text: the count, and its share of the spins (after the
+    # "with the rules" cell, hidden with every rule off)
+    expect(page.locator("#many-kept")).to_be_hidden()
     for i, (_, hits) in enumerate(expected):
         cells = rows.nth(i).locator("td")
-        expect(cells.nth(1)).to_have_text(intl(page, lang, hits))
+        expect(cells.nth(1)).to_be_hidden()
+        expect(cells.nth(2)).to_have_text(intl(page, lang, hits))
         share = formatted(page, "percent", hits / 100)
-        expect(cells.nth(2)).to_have_text(share)
+        expect(cells.nth(3)).to_have_text(share)
     # the same seed and settings: the same counts
     again = server.request(
         "POST",
@@ -1149,5 +1152,90 @@ def test_spin_many_counts_the_spins_and_adds_nothing(
     assert fits == [True, True]
     check(page, "student-spin-many-1000-phone")
     page.keyboard.press("Escape")
+    assert watch.errors == []
+    assert watch.outside == []
+
+
+def test_spin_many_follows_the_sampling_rules(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """With top-k 2, Spin 100 sends the rules: the counts are the API's for the seed it
+    returned and the same rules, every cut wedge (and Other) has 0 spins and a grey row that
+    says it is cut, each kept one shows the share the rules give it; nothing is appended;
+    on a phone the wider table still fits."""
+    page, watch = desk
+    session = start(page, server)
+    version = server.request("GET", f"/api/sessions/{session}")["version"]
+    page.locator("#rules summary").click()
+    page.focus("#top-k")
+    with page.expect_response(re.compile(r"next-token-probs\?.*top_k=2&")):
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+    idle(page)
+    page.get_by_test_id("spin-100").focus()
+    with page.expect_response(re.compile(r"/sample$")) as sampled:
+        page.keyboard.press("Enter")
+    body = sampled.value.json()
+    sent = sampled.value.request.post_data_json
+    assert (sent["top_k"], sent["top_p"], sent["min_p"]) == (2, 1, 0)
+    assert body["sampling"]["top_k"] == 2 and body["seed"] == sent["seed"]
+    dialog = page.get_by_test_id("many")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("data-rules", "true")
+    expect(page.locator("#many-note")).to_have_text(say(lang, "many.rules"))
+    expect(page.locator("#many-legend")).to_have_text(say(lang, "many.legendRules"))
+    expect(page.locator("#many-kept")).to_have_text(say(lang, "many.kept"))
+
+    # the API, asked again with the returned seed and the same rules, counts the same
+    again = server.request(
+        "POST",
+        f"/api/sessions/{session}/sample",
+        {"n": 100, "seed": body["seed"], "temperature": 1, "threshold": 0.01, "top_k": 2},
+    )
+    expected = [(str(t["token_id"]), t["count"], t["kept"]) for t in again["tokens"]]
+    other = again["other"]
+    expected.append(("other", other["count"], other["kept_token_count"] > 0))
+    rows = dialog.locator("tbody tr")
+    expect(rows).to_have_count(len(expected))
+    shown = rows.evaluate_all(
+        """rs => rs.map(r => [r.dataset.tokenId, Number(r.dataset.count),
+                              r.dataset.kept === "true", r.classList.contains("cut")])"""
+    )
+    assert [tuple(r[:3]) for r in shown] == expected
+    assert sum(1 for _, _, kept in expected if kept) == 2
+    assert sum(c for _, c, _ in expected) == 100
+    for i, ((_, hits, kept), row) in enumerate(zip(expected, shown, strict=True)):
+        cells = rows.nth(i).locator("td")
+        expect(cells.nth(2)).to_have_text(intl(page, lang, hits))
+        assert row[3] is (not kept)  # a cut wedge's row is greyed...
+        if kept:
+            token = again["tokens"][i]
+            share = formatted(page, "percent", token["sampling_probability"])
+            expect(cells.nth(1)).to_have_text(share)
+        else:
+            assert hits == 0  # ...no spin lands on it...
+            expect(cells.nth(1)).to_have_text(say(lang, "many.cut"))  # ...and it says so
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == version
+    expect(chips(page)).to_have_count(0)
+    check(page, "student-spin-many-rules")
+
+    # on a phone-wide screen the table with its extra column fits
+    page.set_viewport_size({"width": 390, "height": 844})
+    with page.expect_response(re.compile(r"/sample$")) as resampled:
+        page.locator("#many-again").click()
+    assert resampled.value.request.post_data_json["top_k"] == 2
+    expect(dialog).to_have_attribute("data-seed", str(resampled.value.json()["seed"]))
+    idle(page)
+    fits = page.evaluate(
+        """() => {
+          const frame = document.querySelector("#many .table-frame");
+          return [document.documentElement.scrollWidth <= innerWidth,
+                  frame.scrollWidth <= frame.clientWidth];
+        }"""
+    )
+    assert fits == [True, True]
+    check(page, "student-spin-many-rules-phone")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
     assert watch.errors == []
     assert watch.outside == []

@@ -71,6 +71,8 @@ const ui = {
     title: $("many-title"),
     summary: $("many-summary"),
     note: $("many-note"),
+    legend: $("many-legend"),
+    kept: $("many-kept"),
     rows: $("many-rows"),
     again: $("many-again"),
   },
