@@ -55,6 +55,7 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("surprise.js", "javascript"),
         ("branch.js", "javascript"),
         ("sample-chart.js", "javascript"),
+        ("compare.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
@@ -111,6 +112,7 @@ SCRIPTS = (
     "surprise.js",
     "branch.js",
     "sample-chart.js",
+    "compare.js",
 )
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
