@@ -54,6 +54,7 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("rules.js", "javascript"),
         ("surprise.js", "javascript"),
         ("sample-chart.js", "javascript"),
+        ("compare.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
@@ -109,6 +110,7 @@ SCRIPTS = (
     "rules.js",
     "surprise.js",
     "sample-chart.js",
+    "compare.js",
 )
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

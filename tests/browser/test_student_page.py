@@ -353,9 +353,9 @@ def test_start_never_discards_work_silently(
 def test_tab_order_one_stop_text_and_visible_focus(
     desk: tuple[Page, PageWatch], server: Server
 ) -> None:
-    """prompt, Start, wheel, Spin, Undo, Spin 10/100/1000, the sliders, the sampling rules
-    (closed), the text (one stop: the arrows move between its tokens); a visible focus on
-    each; tokens never break inside; a plain-text view without chips."""
+    """prompt, Start, wheel, Spin, Undo, Spin 10/100/1000, Greedy vs sampling, the sliders,
+    the sampling rules (closed), the text (one stop: the arrows move between its tokens); a
+    visible focus on each; tokens never break inside; a plain-text view without chips."""
     page, watch = desk
     start(page, server)
     for _ in range(14):  # a text long enough to wrap: pick the focused wedge again and again
@@ -365,7 +365,7 @@ def test_tab_order_one_stop_text_and_visible_focus(
 
     page.focus("#prompt")
     stops = []
-    for _ in range(12):
+    for _ in range(13):
         stops.append(
             page.evaluate(
                 """() => {
@@ -390,6 +390,7 @@ def test_tab_order_one_stop_text_and_visible_focus(
         "spin-10",
         "spin-100",
         "spin-1000",
+        "compare-open",
         "temperature",
         "threshold",
         "rules",
@@ -1119,12 +1120,15 @@ def test_spin_many_counts_the_spins_and_adds_nothing(
     shown = rows.evaluate_all("rs => rs.map(r => [r.dataset.tokenId, Number(r.dataset.count)])")
     assert [tuple(r) for r in shown] == expected
     assert sum(c for _, c in expected) == 100
-    # the numbers are the table's text: the count, and its share of the spins
+    # the numbers are the table's text: the count, and its share of the spins (after the
+    # "with the rules" cell, hidden with every rule off)
+    expect(page.locator("#many-kept")).to_be_hidden()
     for i, (_, hits) in enumerate(expected):
         cells = rows.nth(i).locator("td")
-        expect(cells.nth(1)).to_have_text(intl(page, lang, hits))
+        expect(cells.nth(1)).to_be_hidden()
+        expect(cells.nth(2)).to_have_text(intl(page, lang, hits))
         share = formatted(page, "percent", hits / 100)
-        expect(cells.nth(2)).to_have_text(share)
+        expect(cells.nth(3)).to_have_text(share)
     # the same seed and settings: the same counts
     again = server.request(
         "POST",
@@ -1165,5 +1169,249 @@ def test_spin_many_counts_the_spins_and_adds_nothing(
     assert fits == [True, True]
     check(page, "student-spin-many-1000-phone")
     page.keyboard.press("Escape")
+    assert watch.errors == []
+    assert watch.outside == []
+
+
+def test_spin_many_follows_the_sampling_rules(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """With top-k 2, Spin 100 sends the rules: the counts are the API's for the seed it
+    returned and the same rules, every cut wedge (and Other) has 0 spins and a grey row that
+    says it is cut, each kept one shows the share the rules give it; nothing is appended;
+    on a phone the wider table still fits."""
+    page, watch = desk
+    session = start(page, server)
+    version = server.request("GET", f"/api/sessions/{session}")["version"]
+    page.locator("#rules summary").click()
+    page.focus("#top-k")
+    with page.expect_response(re.compile(r"next-token-probs\?.*top_k=2&")):
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+    idle(page)
+    page.get_by_test_id("spin-100").focus()
+    with page.expect_response(re.compile(r"/sample$")) as sampled:
+        page.keyboard.press("Enter")
+    body = sampled.value.json()
+    sent = sampled.value.request.post_data_json
+    assert (sent["top_k"], sent["top_p"], sent["min_p"]) == (2, 1, 0)
+    assert body["sampling"]["top_k"] == 2 and body["seed"] == sent["seed"]
+    dialog = page.get_by_test_id("many")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("data-rules", "true")
+    expect(page.locator("#many-note")).to_have_text(say(lang, "many.rules"))
+    expect(page.locator("#many-legend")).to_have_text(say(lang, "many.legendRules"))
+    expect(page.locator("#many-kept")).to_have_text(say(lang, "many.kept"))
+
+    # the API, asked again with the returned seed and the same rules, counts the same
+    again = server.request(
+        "POST",
+        f"/api/sessions/{session}/sample",
+        {"n": 100, "seed": body["seed"], "temperature": 1, "threshold": 0.01, "top_k": 2},
+    )
+    expected = [(str(t["token_id"]), t["count"], t["kept"]) for t in again["tokens"]]
+    other = again["other"]
+    expected.append(("other", other["count"], other["kept_token_count"] > 0))
+    rows = dialog.locator("tbody tr")
+    expect(rows).to_have_count(len(expected))
+    shown = rows.evaluate_all(
+        """rs => rs.map(r => [r.dataset.tokenId, Number(r.dataset.count),
+                              r.dataset.kept === "true", r.classList.contains("cut")])"""
+    )
+    assert [tuple(r[:3]) for r in shown] == expected
+    assert sum(1 for _, _, kept in expected if kept) == 2
+    assert sum(c for _, c, _ in expected) == 100
+    for i, ((_, hits, kept), row) in enumerate(zip(expected, shown, strict=True)):
+        cells = rows.nth(i).locator("td")
+        expect(cells.nth(2)).to_have_text(intl(page, lang, hits))
+        assert row[3] is (not kept)  # a cut wedge's row is greyed...
+        if kept:
+            token = again["tokens"][i]
+            share = formatted(page, "percent", token["sampling_probability"])
+            expect(cells.nth(1)).to_have_text(share)
+        else:
+            assert hits == 0  # ...no spin lands on it...
+            expect(cells.nth(1)).to_have_text(say(lang, "many.cut"))  # ...and it says so
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == version
+    expect(chips(page)).to_have_count(0)
+    check(page, "student-spin-many-rules")
+
+    # on a phone-wide screen the table with its extra column fits
+    page.set_viewport_size({"width": 390, "height": 844})
+    with page.expect_response(re.compile(r"/sample$")) as resampled:
+        page.locator("#many-again").click()
+    assert resampled.value.request.post_data_json["top_k"] == 2
+    expect(dialog).to_have_attribute("data-seed", str(resampled.value.json()["seed"]))
+    idle(page)
+    fits = page.evaluate(
+        """() => {
+          const frame = document.querySelector("#many .table-frame");
+          return [document.documentElement.scrollWidth <= innerWidth,
+                  frame.scrollWidth <= frame.clientWidth];
+        }"""
+    )
+    assert fits == [True, True]
+    check(page, "student-spin-many-rules-phone")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert watch.errors == []
+    assert watch.outside == []
+
+
+# The tokens a path of the Greedy vs sampling dialog shows: id, chip text, probability text
+PATH = """(id) => [...document.querySelectorAll(`#${id}-tokens .path-token`)].map((li) => ({
+  id: li.dataset.tokenId, text: li.querySelector(".path-chip").textContent,
+  p: li.querySelector(".path-p").textContent,
+}))"""
+
+NO_SIDEWAYS_SCROLL = """() => {
+  const dialog = document.getElementById("compare");
+  return [document.documentElement.scrollWidth <= innerWidth,
+          dialog.scrollWidth <= dialog.clientWidth];
+}"""
+
+
+def chance_words(page: Page, lang: str, log_probability: float) -> dict[str, str]:
+    nats = -log_probability
+    return {
+        "chance": one_in(page, lang, nats),
+        "bits": one_decimal(page, lang, max(nats, 0) / math.log(2)),
+    }
+
+
+def assert_path_shown(page: Page, lang: str, name: str, path: dict[str, Any]) -> None:
+    """The dialog's path ``name`` shows exactly the API's tokens, each with its
+    display_text and its probability in words, and the path's chance."""
+    shown = page.evaluate(PATH, name)
+    assert [s["id"] for s in shown] == [str(t["token_id"]) for t in path["tokens"]]
+    for s, token in zip(shown, path["tokens"], strict=True):
+        assert s["text"] == (token["display_text"] or "∅")
+        assert s["p"] == formatted(page, "percent", token["probability"])
+    said = say(
+        lang,
+        "compare.chance",
+        count=len(path["tokens"]),
+        **chance_words(page, lang, path["log_probability"]),
+    )
+    expect(page.locator(f"#{name}-chance")).to_have_text(said)
+
+
+def test_greedy_vs_sampling_continues_the_text_both_ways_and_adds_nothing(
+    desk: tuple[Page, PageWatch], server: Server, lang: str
+) -> None:
+    """After a spin and with top-k 3: Greedy vs sampling, by keyboard, asks compare with the
+    page's temperature and rules and a seed below 2**53; the dialog shows the greedy path
+    and the sampled one side by side exactly as the API answers the same body (asked again
+    with the returned seed), each path's chance and the student's own text's in words;
+    5 tokens by keyboard keeps the seed (the sampled path's start); Sample again draws a
+    new path and greedy stays; nothing joins the text; Escape gives the focus back; on a
+    phone the paths stack with no sideways scroll."""
+    page, watch = desk
+    session = start(page, server)
+    page.get_by_test_id("spin").click()
+    expect(chips(page)).to_have_count(1)
+    idle(page)
+    page.locator("#rules summary").click()
+    page.focus("#top-k")
+    with page.expect_response(re.compile(r"next-token-probs\?.*top_k=3&")):
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+    idle(page)
+    before = server.request("GET", f"/api/sessions/{session}")
+    expect(page.get_by_test_id("compare-open")).to_have_text(say(lang, "compare.button"))
+
+    page.get_by_test_id("compare-open").focus()
+    with page.expect_response(re.compile(r"/compare$")) as compared:
+        page.keyboard.press("Enter")
+    body = compared.value.json()
+    sent = compared.value.request.post_data_json
+    assert sent["steps"] == 10 and sent["temperature"] == 1
+    assert (sent["top_k"], sent["top_p"], sent["min_p"]) == (3, 1, 0)
+    assert 0 <= sent["seed"] < 2**53 and body["seed"] == sent["seed"]
+    dialog = page.get_by_test_id("compare")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("data-seed", str(body["seed"]))
+    expect(page.locator("#compare-explain")).to_have_text(say(lang, "compare.explain"))
+    expect(page.locator("#compare-rules")).to_have_text(say(lang, "compare.rules"))
+    expect(page.locator('input[name="compare-steps"][value="10"]')).to_be_checked()
+
+    # the API, asked the same body with the returned seed, answers the same two paths
+    again = server.request("POST", f"/api/sessions/{session}/compare", sent)
+    assert again["greedy"]["tokens"] == body["greedy"]["tokens"]
+    assert again["sampled"]["tokens"] == body["sampled"]["tokens"]
+    assert_path_shown(page, lang, "greedy", again["greedy"])
+    assert_path_shown(page, lang, "sampled", again["sampled"])
+    expect(page.locator("#sampled-title")).to_have_text(
+        say(lang, "compare.sampled", seed=str(body["seed"]))
+    )
+    # the side-by-side layout on a laptop: the two paths share a row
+    boxes = [page.get_by_test_id(name).bounding_box() for name in ("greedy", "sampled")]
+    assert boxes[0] and boxes[1] and boxes[0]["y"] == boxes[1]["y"]
+    # the student's own text, and how likely it was (as recorded)
+    current = body["current"]
+    assert current["text"] == before["current_text"][len(before["initial_prompt"]) :]
+    expect(page.get_by_test_id("compare-current")).to_have_text(
+        say(
+            lang,
+            "compare.current",
+            count=1,
+            text=say(lang, "token.quoted", text=current["text"]),
+            **chance_words(page, lang, current["log_probability"]),
+        )
+    )
+    check(page, "student-compare")
+
+    # 5 tokens, by keyboard: the same seed, so the sampled path is the first 5 of the 10
+    page.focus('input[name="compare-steps"][value="10"]')
+    with page.expect_response(re.compile(r"/compare$")) as shorter:
+        page.keyboard.press("ArrowLeft")
+    five = shorter.value.json()
+    assert shorter.value.request.post_data_json["steps"] == 5 and five["seed"] == body["seed"]
+    idle(page)
+    expect(dialog).to_have_attribute("data-steps", "5")
+    assert five["greedy"]["tokens"] == body["greedy"]["tokens"][:5]
+    assert five["sampled"]["tokens"] == body["sampled"]["tokens"][:5]
+    assert_path_shown(page, lang, "sampled", five["sampled"])
+    check(page, "student-compare-5")
+
+    # Sample again: a new seed, a new sampled path as the API draws it; greedy stays
+    with page.expect_response(re.compile(r"/compare$")) as resampled:
+        page.locator("#compare-again").click()
+    other = resampled.value.json()
+    assert other["seed"] != body["seed"]
+    idle(page)
+    expect(dialog).to_have_attribute("data-seed", str(other["seed"]))
+    replay = server.request(
+        "POST",
+        f"/api/sessions/{session}/compare",
+        {**resampled.value.request.post_data_json, "seed": other["seed"]},
+    )
+    assert replay["sampled"]["tokens"] == other["sampled"]["tokens"]
+    assert other["greedy"]["tokens"] == five["greedy"]["tokens"]
+    assert_path_shown(page, lang, "greedy", replay["greedy"])
+    assert_path_shown(page, lang, "sampled", replay["sampled"])
+    check(page, "student-compare-again")
+
+    # nothing joined the text; Escape closes and gives the focus back
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert page.evaluate("() => document.activeElement.dataset.testid") == "compare-open"
+    after = server.request("GET", f"/api/sessions/{session}")
+    assert after["version"] == before["version"]
+    assert after["token_history"] == before["token_history"]
+    expect(chips(page)).to_have_count(1)
+
+    # a phone: the paths stack, nothing scrolls sideways
+    page.set_viewport_size({"width": 390, "height": 844})
+    with page.expect_response(re.compile(r"/compare$")):
+        page.get_by_test_id("compare-open").click()
+    expect(dialog).to_be_visible()
+    idle(page)
+    boxes = [page.get_by_test_id(name).bounding_box() for name in ("greedy", "sampled")]
+    assert boxes[0] and boxes[1] and boxes[1]["y"] >= boxes[0]["y"] + boxes[0]["height"]
+    assert page.evaluate(NO_SIDEWAYS_SCROLL) == [True, True]
+    check(page, "student-compare-phone")
+    page.keyboard.press("Escape")
+    assert server.request("GET", f"/api/sessions/{session}")["version"] == before["version"]
     assert watch.errors == []
     assert watch.outside == []

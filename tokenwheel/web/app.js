@@ -3,6 +3,7 @@
 // (i18n.js), and an error body's `message` is shown as the server wrote it.
 
 import { call, explain, showMessage } from "./api.js";
+import { CompareView } from "./compare.js";
 import {
   count,
   decimal,
@@ -70,10 +71,34 @@ const ui = {
     title: $("many-title"),
     summary: $("many-summary"),
     note: $("many-note"),
+    legend: $("many-legend"),
+    kept: $("many-kept"),
     rows: $("many-rows"),
     again: $("many-again"),
   },
   confirmText: $("confirm-text"),
+  compareOpen: $("compare-open"),
+  compare: {
+    dialog: $("compare"),
+    summary: $("compare-summary"),
+    rules: $("compare-rules"),
+    steps: [...document.querySelectorAll('input[name="compare-steps"]')],
+    stepLabels: [...document.querySelectorAll('input[name="compare-steps"] + span')],
+    current: $("compare-current"),
+    again: $("compare-again"),
+    greedy: {
+      title: $("greedy-title"),
+      tokens: $("greedy-tokens"),
+      chance: $("greedy-chance"),
+      stopped: $("greedy-stopped"),
+    },
+    sampled: {
+      title: $("sampled-title"),
+      tokens: $("sampled-tokens"),
+      chance: $("sampled-chance"),
+      stopped: $("sampled-stopped"),
+    },
+  },
   rules: {
     details: $("rules"),
     state: $("rules-state"),
@@ -119,6 +144,7 @@ const wheel = new Wheel(ui.wheel, {
 
 const rules = new Rules(ui.rules, () => sliderChanged());
 const chart = new SampleChart(ui.many);
+const comparison = new CompareView(ui.compare);
 
 function noteMotion() {
   document.documentElement.dataset.motion = reducedMotion.matches ? "reduced" : "full";
@@ -208,7 +234,9 @@ function refreshButtons() {
   setUsable(ui.undo, Boolean(state.session) && !state.busy && !blocked && state.history.length > 0);
   setUsable(ui.start, !state.busy && Boolean(ui.model.value));
   setUsable(ui.wedgePick, ready);
-  for (const button of [...ui.manyButtons, ui.many.again]) setUsable(button, ready);
+  for (const button of [...ui.manyButtons, ui.many.again, ui.compareOpen, ui.compare.again]) {
+    setUsable(button, ready);
+  }
   setUsable(ui.branch, Boolean(state.session) && !state.busy && !blocked && state.selected >= 0);
   wheel.setEnabled(ready);
   for (const button of ui.otherList.querySelectorAll("button")) setUsable(button, ready);
@@ -667,6 +695,17 @@ function spinMany(button) {
   });
 }
 
+// Greedy vs sampling: the server continues the text both ways; nothing joins it. `seed`
+// null: a new sampled path (Open, Sample again); a new number of steps keeps the seed.
+function compare({ button = null, seed = null } = {}) {
+  if (button && !usable(button)) return;
+  const opener = button === ui.compareOpen ? button : null;
+  task(async () => {
+    clearMessage();
+    await comparison.run(state.session.id, state.probs, state.history.length, { seed, opener });
+  });
+}
+
 function showManyButtons() {
   for (const button of ui.manyButtons) {
     button.textContent = t("many.button", { n: count(Number(button.dataset.n)) });
@@ -766,6 +805,7 @@ function relabel() {
   rules.show();
   showManyButtons();
   chart.render();
+  comparison.render();
   renderModels();
   showSession();
   if (state.prompt !== null) renderText();
@@ -807,6 +847,13 @@ ui.branch.addEventListener("click", branch);
 for (const button of [...ui.manyButtons, ui.many.again]) {
   button.addEventListener("click", () => spinMany(button));
 }
+ui.compareOpen.addEventListener("click", () => compare({ button: ui.compareOpen }));
+ui.compare.again.addEventListener("click", () => compare({ button: ui.compare.again }));
+for (const input of ui.compare.steps) {
+  input.addEventListener("change", () => {
+    if (state.session && state.probs) compare({ seed: comparison.seed() });
+  });
+}
 ui.temperature.addEventListener("input", sliderChanged);
 ui.threshold.addEventListener("input", sliderChanged);
 ui.model.addEventListener("change", refreshButtons);
@@ -814,6 +861,7 @@ ui.messageAction.addEventListener("click", () => ui.setup.requestSubmit());
 showSettings();
 rules.show();
 showManyButtons();
+comparison.render();
 renderModels();
 refreshButtons();
 // Start comes disabled in the HTML: a click before this script has attached its handlers
