@@ -3,13 +3,15 @@
 ``ports`` (what the services need, as Protocols), ``gateway`` (the models in the domain's
 words), ``repository`` (load with snapshots, save with the expected version, lock,
 retries), ``idempotency``, ``choosing`` (how a token is chosen), ``views`` (how a session
-is shown), ``sessions`` (the student's use cases), ``teaching`` (the teacher's), ``lab``
-(forks and many spins), ``maintenance`` (purge, index, readiness, warm-up) and
+is shown), ``sessions`` (the student's use cases), ``teaching`` (the teacher's), ``live`` (a
+class's events as they are stored, for live streams), ``lab`` (forks and many spins),
+``maintenance`` (purge, index, readiness, warm-up) and
 ``results``.
 """
 
 from .idempotency import IdempotencyKey
 from .lab import Lab
+from .live import LiveFeeds
 from .maintenance import Maintenance
 from .ports import EventStore, LanguageModels
 from .results import AppendRequest, SpinRequest
@@ -23,6 +25,7 @@ __all__ = [
     "IdempotencyKey",
     "Lab",
     "LanguageModels",
+    "LiveFeeds",
     "Maintenance",
     "SessionView",
     "SpinRequest",
