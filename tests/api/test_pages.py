@@ -51,6 +51,8 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("surprise.js", "javascript"),
         ("branch.js", "javascript"),
         ("sample-chart.js", "javascript"),
+        ("live.js", "javascript"),
+        ("live-grid.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
@@ -103,6 +105,8 @@ SCRIPTS = (
     "surprise.js",
     "branch.js",
     "sample-chart.js",
+    "live.js",
+    "live-grid.js",
 )
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -201,6 +205,7 @@ TECHNICAL = {
     "Content-Disposition",
     "Retry-After",
     "Idempotency-Key",
+    "Last-Event-ID",
     "Accept",
     "Authorization",
     "Bearer",
