@@ -149,13 +149,17 @@ def read_stream(port: int, class_code: str, out: queue.Queue[tuple[float, dict[s
     assert response.status == 200, response.read()
     buffer = ""
     while True:
-        chunk = response.read1(65536)
+        try:
+            chunk = response.read1(65536)
+        except (OSError, http.client.HTTPException):
+            return  # the server was stopped
         if not chunk:
             return
         received = time.time()
         frames, buffer = parse_frames(buffer + chunk.decode())
         for fields in frames:
-            out.put((received, fields))
+            if "event" in fields:  # not the retry: hint
+                out.put((received, fields))
 
 
 # ---------------------------------------------------------------- one run
