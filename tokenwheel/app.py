@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .api import health as health_api
 from .api import lab as lab_api
+from .api import live as live_api  # adds the live route to the teacher blueprint
 from .api import models as models_api
 from .api import scoring as scoring_api
 from .api import sessions as sessions_api
@@ -21,13 +22,24 @@ from .api.headers import init_cors, init_security_headers
 from .api.json_reader import JsonProvider
 from .api.limits import init_limits
 from .api.requests import init_body_reading, init_json_bodies, init_request_ids
+from .domain.rules import LIVE_FALLBACK_SECONDS, LIVE_POLL_SECONDS
 from .inference.catalog import spec_from_mapping
 from .inference.types import InferenceOptions
 from .redaction import install_redaction
-from .services import Lab, LanguageModels, Maintenance, StudentSessions, Teaching, TextScoring
+from .services import (
+    Lab,
+    LanguageModels,
+    LiveFeeds,
+    Maintenance,
+    StudentSessions,
+    Teaching,
+    TextScoring,
+)
 from .settings import Settings
-from .store.database import make_engine
+from .store.database import is_sqlite, make_engine
+from .store.feed import SqlClassFeed
 from .store.sql import SqlEventStore
+from .store.wakeups import PgNotifyWakeups, PollingWakeups
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +132,16 @@ def create_app(
     app.extensions["tokenwheel.lab"] = Lab(store, models, settings, repository=sessions.repository)
     app.extensions["tokenwheel.scoring"] = TextScoring(models, settings)
     app.extensions["tokenwheel.maintenance"] = maintenance
+    # live class streams read the table; PostgreSQL wakes them with NOTIFY, SQLite polls
+    wakeups = (
+        PollingWakeups(LIVE_POLL_SECONDS)
+        if is_sqlite(engine)
+        else PgNotifyWakeups(engine, LIVE_FALLBACK_SECONDS)
+    )
+    app.extensions["tokenwheel.live"] = LiveFeeds(
+        store, SqlClassFeed(engine), wakeups, models, settings
+    )
+    app.extensions["tokenwheel.live_slots"] = live_api.StreamSlots(settings.live_max_streams)
     app.extensions["tokenwheel.models"] = models
 
     install_redaction()

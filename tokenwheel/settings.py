@@ -272,6 +272,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[int, _between(0, 10)] = 0
     cors_origins: Annotated[tuple[str, ...], _text(_origins)] = ()
     idempotency_window: _Duration = 86400.0
+    # Live class streams (docs/operations.md "Live view"): each open stream holds one of
+    # the worker's threads, so they are capped per process and end by themselves.
+    live_max_streams: Annotated[int, _between(1, 10_000)] = 8
+    live_stream_duration: _Duration = 300.0
 
     if not TYPE_CHECKING:  # type checkers keep the keyword arguments pydantic declares
 
@@ -291,6 +295,15 @@ class Settings(BaseSettings):
         if value == 0:
             raise SettingsError(
                 "TOKENWHEEL_SESSION_TTL=0: every session would expire at once; use e.g. 1h"
+            )
+        return value
+
+    @field_validator("live_stream_duration")
+    @classmethod
+    def _live_stream_duration(cls, value: float) -> float:
+        if not 1 <= value <= 3600:
+            raise SettingsError(
+                f"TOKENWHEEL_LIVE_STREAM_DURATION={value:g}: must be between 1s and 1h"
             )
         return value
 

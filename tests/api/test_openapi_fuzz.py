@@ -66,6 +66,7 @@ OPERATIONS = {
     ("GET", "/api/teacher/sessions/{session_id}/export"): (POSITIVE, NEGATIVE),
     ("GET", "/api/teacher/classes/{class_code}/statistics"): (POSITIVE,),
     ("GET", "/api/teacher/classes/{class_code}/export"): (POSITIVE, NEGATIVE),
+    ("GET", "/api/teacher/classes/{class_code}/live"): (POSITIVE, NEGATIVE),
     ("GET", "/api/health"): (POSITIVE,),
     ("GET", "/api/ready"): (POSITIVE,),
 }
@@ -81,6 +82,8 @@ def load_schema(settings: Settings, registry: ModelRegistry) -> tuple[Any, Flask
             sessions_per_hour=0,
             low_threshold_rate_limit="",
             teacher_token=TEACHER_TOKEN,
+            # a live stream answers until it ends: the shortest, so each case takes 1 s
+            live_stream_duration=1.0,
         ),
         registry,
     )

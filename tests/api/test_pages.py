@@ -55,6 +55,8 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("surprise.js", "javascript"),
         ("sample-chart.js", "javascript"),
         ("compare.js", "javascript"),
+        ("live.js", "javascript"),
+        ("live-grid.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
@@ -111,6 +113,8 @@ SCRIPTS = (
     "surprise.js",
     "sample-chart.js",
     "compare.js",
+    "live.js",
+    "live-grid.js",
 )
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -209,6 +213,7 @@ TECHNICAL = {
     "Content-Disposition",
     "Retry-After",
     "Idempotency-Key",
+    "Last-Event-ID",
     "Accept",
     "Authorization",
     "Bearer",

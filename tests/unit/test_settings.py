@@ -110,6 +110,8 @@ OLD_DEFAULTS: dict[str, object] = {
     "trusted_proxies": 0,
     "cors_origins": (),
     "idempotency_window": 86400.0,
+    "live_max_streams": 8,
+    "live_stream_duration": 300.0,
 }
 DERIVED = {"instance_path", "database_url", "model_cache_dir"}
 
@@ -322,3 +324,10 @@ def test_parse_rate_limit_and_extra_models() -> None:
         parse_rate_limit("X", "often")
     hub = [{"id": "pythia-70m", "source": "hub", "hub_repo": "EleutherAI/pythia-70m"}]
     assert parse_extra_models(json.dumps(hub)) == tuple(hub)
+
+
+@pytest.mark.parametrize("text", ["0", "0.5s", "2h"])
+def test_a_live_stream_lasts_between_a_second_and_an_hour(text: str) -> None:
+    with pytest.raises(SettingsError, match="TOKENWHEEL_LIVE_STREAM_DURATION"):
+        Settings.from_env({"TOKENWHEEL_LIVE_STREAM_DURATION": text})
+    assert Settings.from_env({"TOKENWHEEL_LIVE_STREAM_DURATION": "2m"}).live_stream_duration == 120

@@ -80,6 +80,22 @@ MAX_PAGE_SIZE = 200
 # (the prompt's start, the text's end): enough to recognize it, bounded per row.
 LIST_TEXT_CHARS = 200
 EXPORT_FORMATS = ("csv", "json")
+
+# ---------------------------------------------------------------- live class streams
+
+# A live stream sends at most this many events per read of the table (a stream resumed
+# far back catches up in batches), and its first snapshot shows at most this many of
+# the class's active sessions (the most recently created).
+LIVE_BATCH = 200
+LIVE_MAX_STUDENTS = 100
+# How often readers look at the table: SQLite has nothing to listen to, so it is polled;
+# PostgreSQL readers are woken by NOTIFY and look anyway this often (a missed
+# notification costs at most this delay).
+LIVE_POLL_SECONDS = 0.2
+LIVE_FALLBACK_SECONDS = 1.0
+LIVE_HEARTBEAT_SECONDS = 15.0  # a comment line, so proxies and clients see a live stream
+LIVE_RETRY_MS = 2000  # the SSE "retry:" hint: how soon a client reconnects
+MAX_EVENT_ID = 2**63 - 1  # a Last-Event-ID (events.id is a 64-bit integer)
 DEFAULT_EXPORT_FORMAT = "json"
 
 

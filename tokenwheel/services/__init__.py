@@ -3,7 +3,8 @@
 ``ports`` (what the services need, as Protocols), ``gateway`` (the models in the domain's
 words), ``repository`` (load with snapshots, save with the expected version, lock,
 retries), ``idempotency``, ``choosing`` (how a token is chosen), ``views`` (how a session
-is shown), ``sessions`` (the student's use cases), ``teaching`` (the teacher's), ``lab``
+is shown), ``sessions`` (the student's use cases), ``teaching`` (the teacher's), ``live`` (a
+class's events as they are stored, for live streams), ``lab``
 (forks, many spins, greedy against sampled: ``continuations``), ``scoring`` (a text's
 tokens scored), ``maintenance`` (purge, index, readiness, warm-up) and
 ``results``.
@@ -11,6 +12,7 @@ tokens scored), ``maintenance`` (purge, index, readiness, warm-up) and
 
 from .idempotency import IdempotencyKey
 from .lab import Lab
+from .live import LiveFeeds
 from .maintenance import Maintenance
 from .ports import EventStore, LanguageModels
 from .results import AppendRequest, SpinRequest
@@ -25,6 +27,7 @@ __all__ = [
     "IdempotencyKey",
     "Lab",
     "LanguageModels",
+    "LiveFeeds",
     "Maintenance",
     "SessionView",
     "SpinRequest",

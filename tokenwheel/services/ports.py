@@ -144,3 +144,28 @@ class EventStore(Protocol):
         """Stored events matching ``where`` in the order they were written."""
 
     def rebuild_record(self, summary: SessionSummary, last_accessed: datetime) -> None: ...
+
+
+class ClassFeed(Protocol):
+    """The event log read by its global id, for live streams. Ids become visible in
+    commit order (``tokenwheel/store/ordering.py``), so ``id > cursor`` misses nothing."""
+
+    def latest_event_id(self) -> int:
+        """The largest ``events.id`` committed (0 for an empty log)."""
+
+    def class_events(
+        self, class_code: str, after_id: int, up_to_id: int, limit: int
+    ) -> list[EventRow]:
+        """The class's events with ``after_id < id <= up_to_id``, in id order, at most
+        ``limit``; event types this version does not know are left out."""
+
+
+class Wakeups(Protocol):
+    """When a live reader should look at the table again (never what it sends)."""
+
+    def generation(self, class_code: str) -> int:
+        """A number that changes when the class may have new events."""
+
+    def wait(self, class_code: str, seen: int, timeout: float) -> int:
+        """Block until the class's generation differs from ``seen`` or the store's own
+        poll interval (at most ``timeout``) passes; the generation now."""

@@ -294,8 +294,8 @@ class Teaching:
                 previews[sid] = TextPreview(prompt=None, current_text="")
                 continue
             previews[sid] = TextPreview(
-                prompt=None if state.prompt is None else _head(state.prompt),
-                current_text=_tail(self.views.text_if_loaded(state)),
+                prompt=None if state.prompt is None else preview_head(state.prompt),
+                current_text=preview_tail(self.views.text_if_loaded(state)),
             )
         return previews
 
@@ -305,11 +305,11 @@ class Teaching:
         return self.views.view(state)
 
 
-def _head(text: str) -> str:
+def preview_head(text: str) -> str:
     return text if len(text) <= LIST_TEXT_CHARS else text[: LIST_TEXT_CHARS - 1] + "…"
 
 
-def _tail(text: str) -> str:
+def preview_tail(text: str) -> str:
     return text if len(text) <= LIST_TEXT_CHARS else "…" + text[-(LIST_TEXT_CHARS - 1) :]
 
 

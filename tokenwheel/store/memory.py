@@ -165,6 +165,19 @@ class InMemoryEventStore:
                         model_name=record.model_name if record else None,
                     )
                     for e in stream
-                    if where.since is None or e.occurred_at >= where.since
+                    if (where.since is None or e.occurred_at >= where.since)
+                    and (where.up_to_id is None or self._ids[(sid, e.version)] <= where.up_to_id)
                 )
         return iter(sorted(rows, key=lambda row: row.id))
+
+    # ------------------------------------------------------------ the live feed's reads
+
+    def latest_event_id(self) -> int:
+        with self._lock:
+            return max(self._ids.values(), default=0)
+
+    def class_events(
+        self, class_code: str, after_id: int, up_to_id: int, limit: int
+    ) -> list[EventRow]:
+        rows = self.event_rows(EventFilter(class_code=class_code, up_to_id=up_to_id))
+        return [row for row in rows if row.id > after_id][:limit]

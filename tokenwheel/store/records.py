@@ -75,12 +75,13 @@ class SessionPage:
 @dataclass(frozen=True)
 class EventFilter:
     """Which events to read: all of them, or one session's, some sessions', one class's,
-    since a time."""
+    since a time; up to a global id (a live feed's snapshot, inclusive)."""
 
     session_id: str | None = None
     session_ids: tuple[str, ...] | None = None
     class_code: str | None = None
     since: datetime | None = None
+    up_to_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from tokenwheel.domain.events import Event, event_from_record, payload_of
 from tokenwheel.domain.session import SessionSummary
 
 from .database import write_connection
+from .ordering import announce_append
 from .records import (
     ACTIVE,
     DELETED,
@@ -55,6 +56,8 @@ class SqlEventStore:
                 # append and a purge of one session never interleave.
                 previous = self._record(conn, session_id, lock=True)
                 check_append(session_id, expected_version, previous)
+                # ids in commit order, and a wake-up for live feeds (ordering.py)
+                announce_append(conn, summary.class_code)
                 conn.execute(
                     events.insert(),
                     [
@@ -166,7 +169,7 @@ class SqlEventStore:
             query = query.where(events.c.version <= up_to_version)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(events.c.version)).all()
-        return [_event(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     def get_record(self, session_id: str) -> SessionRecord | None:
         with self.engine.connect() as conn:
@@ -251,18 +254,20 @@ class SqlEventStore:
             query = query.where(session_index.c.class_code == where.class_code)
         if where.since is not None:
             query = query.where(events.c.occurred_at >= where.since)
+        if where.up_to_id is not None:
+            query = query.where(events.c.id <= where.up_to_id)
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=500).execute(query.order_by(events.c.id))
             for row in result:
                 yield EventRow(
                     id=row.id,
-                    event=_event(row),
+                    event=event_from_row(row),
                     class_code=row.class_code,
                     model_name=row.model_name,
                 )
 
 
-def _event(row: sa.Row) -> Event:  # type: ignore[type-arg]
+def event_from_row(row: sa.Row) -> Event:  # type: ignore[type-arg]
     return event_from_record(
         row.type,
         row.schema_version,

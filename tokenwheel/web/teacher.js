@@ -16,6 +16,8 @@ import {
   threshold as thresholdText,
 } from "./format.js";
 import { languageSwitch, onLanguageChange, t, translatePage } from "./i18n.js";
+import { LiveFeed } from "./live.js";
+import { LiveGrid } from "./live-grid.js";
 import { chosen, describe, renderTokens } from "./tokens.js";
 import { OTHER_TOP_K, Wheel } from "./wheel.js";
 
@@ -64,6 +66,12 @@ const ui = {
   timeline: $("timeline"),
   timelineTitle: $("timeline-title"),
   timelineMore: $("timeline-more"),
+  watchLive: $("watch-live"),
+  livePanel: $("live-panel"),
+  liveTitle: $("live-title"),
+  liveState: $("live-state"),
+  liveStop: $("live-stop"),
+  liveGrid: $("live-grid"),
 };
 
 const state = {
@@ -81,9 +89,11 @@ const state = {
   replay: null, // the step shown: {replay, plan, probs, error}
   status: null, // () => the status line, in the current language
   error: null,
+  live: null, // {code, feed, state, detail}: the class watched live
 };
 
 const wheel = new Wheel($("wheel"), { onShow: (item) => showItem(item) });
+const grid = new LiveGrid(ui.liveGrid);
 
 // ---------------------------------------------------------------- requests and errors
 
@@ -215,6 +225,7 @@ function signOut(clearNotice = true) {
   ui.classPanel.hidden = true;
   ui.sessionPanel.hidden = true;
   state.session = null;
+  stopLive();
   if (clearNotice) {
     clearMessage();
     setStatus(() => t("teacher.forgotten"));
@@ -753,6 +764,79 @@ function keydown(event) {
   attempt(() => goTo(moves[event.key]));
 }
 
+// ---------------------------------------------------------------- live
+
+// Watch the class of the class-code field live: a grid of its students, kept up to date
+// by the live stream (live.js reconnects by itself, resuming after the last event).
+function watchLive() {
+  const code = ui.filterClass.value.trim();
+  if (!code) {
+    ui.filterClass.focus();
+    return;
+  }
+  stopLive();
+  clearMessage();
+  grid.clear();
+  const path = `/api/teacher/classes/${encodeURIComponent(code)}/live`;
+  const feed = new LiveFeed(path, state.token, {
+    onEvent: (kind, id, data) => {
+      if (kind === "snapshot") grid.snapshot(data.students);
+      else grid.event(kind, data);
+      ui.liveGrid.dataset.lastEventId = id ?? "";
+      renderLiveState();
+    },
+    onState: (liveState, detail) => {
+      if (!state.live || state.live.feed !== feed) return;
+      state.live.state = liveState;
+      state.live.detail = detail;
+      if (liveState === "refused") liveRefused(detail);
+      renderLiveState();
+    },
+  });
+  state.live = { code, feed, state: "connecting", detail: null };
+  ui.livePanel.hidden = false;
+  renderLive();
+  feed.start();
+  ui.livePanel.scrollIntoView({ block: "start" });
+}
+
+function stopLive() {
+  const live = state.live;
+  if (!live) return;
+  state.live = null;
+  live.feed.stop();
+  ui.livePanel.hidden = true;
+  delete ui.livePanel.dataset.state;
+}
+
+function liveRefused(detail) {
+  const error = new ApiError(detail.status, detail.body);
+  stopLive();
+  showError(error);
+}
+
+function renderLive() {
+  if (!state.live) return;
+  ui.liveTitle.textContent = t("live.title", { code: state.live.code });
+  ui.liveGrid.setAttribute("aria-label", t("live.gridLabel", { code: state.live.code }));
+  grid.redraw();
+  renderLiveState();
+}
+
+function renderLiveState() {
+  const live = state.live;
+  if (!live) return;
+  ui.livePanel.dataset.state = live.state;
+  let words;
+  if (live.state === "open") {
+    words = grid.size ? t("live.open") : t("live.empty", { code: live.code });
+  } else if (live.state === "waiting") {
+    const key = live.detail?.busy ? "live.busy" : "live.waiting";
+    words = t(key, { seconds: live.detail?.seconds ?? 0 });
+  } else words = t("live.connecting");
+  if (ui.liveState.textContent !== words) ui.liveState.textContent = words;
+}
+
 // ---------------------------------------------------------------- downloads
 
 function download(button) {
@@ -781,6 +865,7 @@ function download(button) {
 function relabel() {
   renderSessions();
   renderClass();
+  renderLive();
   if (state.session) {
     renderSessionHead();
     renderTimeline(state.session.timeline);
@@ -811,6 +896,11 @@ onLanguageChange(relabel);
 ui.tokenForm.addEventListener("submit", signIn);
 ui.forget.addEventListener("click", () => signOut());
 ui.filters.addEventListener("submit", search);
+ui.watchLive.addEventListener("click", watchLive);
+ui.liveStop.addEventListener("click", () => {
+  stopLive();
+  ui.watchLive.focus();
+});
 ui.pagePrev.addEventListener("click", () => attempt(() => loadSessions(state.page - 1)));
 ui.pageNext.addEventListener("click", () => attempt(() => loadSessions(state.page + 1)));
 ui.stepPrev.addEventListener("click", () => step(-1));
@@ -827,7 +917,7 @@ for (const button of document.querySelectorAll(".download")) {
 }
 // The forms' submit buttons come disabled in the HTML: a click before this script has
 // attached its handlers would send the form natively (the token in the URL).
-for (const id of ["sign-in", "search"]) $(id).disabled = false;
+for (const id of ["sign-in", "search", "watch-live"]) $(id).disabled = false;
 document.body.dataset.busy = "false";
 loadModels();
 if (state.token) {
