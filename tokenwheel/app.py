@@ -10,9 +10,11 @@ from typing import Any
 from flask import Flask, send_from_directory
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .api import classes as classes_api
 from .api import health as health_api
 from .api import lab as lab_api
 from .api import models as models_api
+from .api import rounds as rounds_api
 from .api import sessions as sessions_api
 from .api import teacher as teacher_api
 from .api.errors import TokenWheelApi, register_error_handlers
@@ -23,8 +25,17 @@ from .api.requests import init_body_reading, init_json_bodies, init_request_ids
 from .inference.catalog import spec_from_mapping
 from .inference.types import InferenceOptions
 from .redaction import install_redaction
-from .services import Lab, LanguageModels, Maintenance, StudentSessions, Teaching
+from .services import (
+    Classroom,
+    Lab,
+    LanguageModels,
+    Maintenance,
+    Rounds,
+    StudentSessions,
+    Teaching,
+)
 from .settings import Settings
+from .store.classes import SqlClassStore
 from .store.database import make_engine
 from .store.sql import SqlEventStore
 
@@ -95,6 +106,7 @@ def create_app(
 
     engine = make_engine(settings.database_url)
     store = SqlEventStore(engine)
+    classes = SqlClassStore(engine)
     if models is None:
         # imported here: torch loads only in processes that serve a real model
         from .inference.registry import ModelRegistry
@@ -110,13 +122,17 @@ def create_app(
                 daemon=True,
             ).start()
         models = registry
-    maintenance = Maintenance(store, models, settings)
+    maintenance = Maintenance(store, models, settings, classes=classes)
     app.extensions["tokenwheel.settings"] = settings
     app.extensions["tokenwheel.engine"] = engine
     sessions = StudentSessions(store, models, settings)
     app.extensions["tokenwheel.sessions"] = sessions
     app.extensions["tokenwheel.teaching"] = Teaching(store, models, settings)
     app.extensions["tokenwheel.lab"] = Lab(store, models, settings, repository=sessions.repository)
+    app.extensions["tokenwheel.classroom"] = Classroom(store, classes, models, settings, sessions)
+    app.extensions["tokenwheel.rounds"] = Rounds(
+        store, classes, models, settings, repository=sessions.repository
+    )
     app.extensions["tokenwheel.maintenance"] = maintenance
     app.extensions["tokenwheel.models"] = models
 
@@ -127,6 +143,8 @@ def create_app(
     api.register_blueprint(lab_api.blp)
     api.register_blueprint(models_api.blp)
     teacher_api.register(api)
+    api.register_blueprint(classes_api.blp)
+    api.register_blueprint(rounds_api.blp)
     api.register_blueprint(health_api.blp)
     register_error_handlers(app)
     _serve_docs(app)

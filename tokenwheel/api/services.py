@@ -6,7 +6,7 @@ from typing import cast
 
 from flask import current_app
 
-from tokenwheel.services import Lab, Maintenance, StudentSessions, Teaching
+from tokenwheel.services import Classroom, Lab, Maintenance, Rounds, StudentSessions, Teaching
 
 
 def student_sessions() -> StudentSessions:
@@ -23,3 +23,11 @@ def maintenance() -> Maintenance:
 
 def lab() -> Lab:
     return cast(Lab, current_app.extensions["tokenwheel.lab"])
+
+
+def classroom() -> Classroom:
+    return cast(Classroom, current_app.extensions["tokenwheel.classroom"])
+
+
+def rounds() -> Rounds:
+    return cast(Rounds, current_app.extensions["tokenwheel.rounds"])
