@@ -443,3 +443,22 @@ def test_views_exports_and_purge_cover_classes(app: Flask, client: FlaskClient) 
         for table in ("class_index", "round_index", "guess_index", "nickname_claims"):
             assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one() == 0
         assert conn.execute(sa.text("SELECT COUNT(*) FROM events")).scalar_one() == 0
+
+
+def test_nicknames_never_reach_a_log_line(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    nickname = "Zyxwvut"
+    with caplog.at_level("DEBUG"):
+        code = open_class(client)
+        sid = join(client, code, nickname)["session_id"]
+        assert_error(
+            client.post("/api/sessions", json={"class_code": code, "nickname": nickname}), 409
+        )
+        rid = start_round(client, code)
+        guess(client, sid, rid, "mat")
+        teacher(client, "GET", f"/{code}/rounds/{rid}")
+        teacher(client, "POST", f"/{code}/rounds/{rid}/reveal")
+    assert any("joined a class" in r.getMessage() for r in caplog.records)
+    assert nickname not in caplog.text
+    assert nickname.lower() not in caplog.text.lower()
