@@ -462,3 +462,11 @@ def test_nicknames_never_reach_a_log_line(
     assert any("joined a class" in r.getMessage() for r in caplog.records)
     assert nickname not in caplog.text
     assert nickname.lower() not in caplog.text.lower()
+
+
+def test_a_database_error_never_shows_a_nickname(app: Flask) -> None:
+    """A 500 logs the error's text; the engine keeps statement parameters out of it."""
+    engine = app.extensions["tokenwheel.engine"]
+    with pytest.raises(sa.exc.DBAPIError) as caught, engine.connect() as conn:
+        conn.execute(sa.text("SELECT * FROM no_such_table WHERE x = :n"), {"n": "Zyxwvut"})
+    assert "Zyxwvut" not in str(caught.value)
