@@ -10,10 +10,12 @@ from typing import Any
 from flask import Flask, send_from_directory
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .api import classes as classes_api
 from .api import health as health_api
 from .api import lab as lab_api
 from .api import live as live_api  # adds the live route to the teacher blueprint
 from .api import models as models_api
+from .api import rounds as rounds_api
 from .api import scoring as scoring_api
 from .api import sessions as sessions_api
 from .api import teacher as teacher_api
@@ -27,15 +29,18 @@ from .inference.catalog import spec_from_mapping
 from .inference.types import InferenceOptions
 from .redaction import install_redaction
 from .services import (
+    Classroom,
     Lab,
     LanguageModels,
     LiveFeeds,
     Maintenance,
+    Rounds,
     StudentSessions,
     Teaching,
     TextScoring,
 )
 from .settings import Settings
+from .store.classes import SqlClassStore
 from .store.database import is_sqlite, make_engine
 from .store.feed import SqlClassFeed
 from .store.sql import SqlEventStore
@@ -108,6 +113,7 @@ def create_app(
 
     engine = make_engine(settings.database_url)
     store = SqlEventStore(engine)
+    classes = SqlClassStore(engine)
     if models is None:
         # imported here: torch loads only in processes that serve a real model
         from .inference.registry import ModelRegistry
@@ -123,7 +129,7 @@ def create_app(
                 daemon=True,
             ).start()
         models = registry
-    maintenance = Maintenance(store, models, settings)
+    maintenance = Maintenance(store, models, settings, classes=classes)
     app.extensions["tokenwheel.settings"] = settings
     app.extensions["tokenwheel.engine"] = engine
     sessions = StudentSessions(store, models, settings)
@@ -131,6 +137,10 @@ def create_app(
     app.extensions["tokenwheel.teaching"] = Teaching(store, models, settings)
     app.extensions["tokenwheel.lab"] = Lab(store, models, settings, repository=sessions.repository)
     app.extensions["tokenwheel.scoring"] = TextScoring(models, settings)
+    app.extensions["tokenwheel.classroom"] = Classroom(store, classes, models, settings, sessions)
+    app.extensions["tokenwheel.rounds"] = Rounds(
+        store, classes, models, settings, repository=sessions.repository
+    )
     app.extensions["tokenwheel.maintenance"] = maintenance
     # live class streams read the table; PostgreSQL wakes them with NOTIFY, SQLite polls
     wakeups = (
@@ -152,6 +162,8 @@ def create_app(
     api.register_blueprint(scoring_api.blp)
     api.register_blueprint(models_api.blp)
     teacher_api.register(api)
+    api.register_blueprint(classes_api.blp)
+    api.register_blueprint(rounds_api.blp)
     api.register_blueprint(health_api.blp)
     register_error_handlers(app)
     _serve_docs(app)

@@ -10,6 +10,7 @@ bodies reach the service instead of stopping at 404 or "Cannot undo".
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from typing import Any
@@ -67,9 +68,22 @@ OPERATIONS = {
     ("GET", "/api/teacher/classes/{class_code}/statistics"): (POSITIVE,),
     ("GET", "/api/teacher/classes/{class_code}/export"): (POSITIVE, NEGATIVE),
     ("GET", "/api/teacher/classes/{class_code}/live"): (POSITIVE, NEGATIVE),
+    ("POST", "/api/sessions/{session_id}/guess"): (POSITIVE, NEGATIVE),
+    ("GET", "/api/sessions/{session_id}/round"): (POSITIVE,),
+    ("POST", "/api/teacher/classes"): (POSITIVE, NEGATIVE),
+    ("GET", "/api/teacher/classes"): (POSITIVE, NEGATIVE),
+    ("GET", "/api/teacher/classes/{class_code}"): (POSITIVE,),
+    ("POST", "/api/teacher/classes/{class_code}/close"): (POSITIVE,),
+    ("POST", "/api/teacher/classes/{class_code}/reopen"): (POSITIVE,),
+    ("POST", "/api/teacher/classes/{class_code}/rounds"): (POSITIVE, NEGATIVE),
+    ("GET", "/api/teacher/classes/{class_code}/rounds"): (POSITIVE,),
+    ("GET", "/api/teacher/classes/{class_code}/rounds/{round_id}"): (POSITIVE,),
+    ("POST", "/api/teacher/classes/{class_code}/rounds/{round_id}/reveal"): (POSITIVE,),
     ("GET", "/api/health"): (POSITIVE,),
     ("GET", "/api/ready"): (POSITIVE,),
 }
+# Routes of the classes a teacher opens (issue 15), which need a real opened class.
+OPENED_CLASS_PATHS = ("/guess", "/round", "}/close", "}/reopen", "/rounds")
 CASES = [(method, path, mode) for (method, path), modes in OPERATIONS.items() for mode in modes]
 
 
@@ -112,6 +126,34 @@ def fresh_session(app: Flask) -> str:
     return student.id
 
 
+def opened_class(app: Flask) -> dict[str, str]:
+    """A class a teacher opened with a round open, and a student who joined it."""
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {TEACHER_TOKEN}"}
+    code = client.post("/api/teacher/classes", json={"name": "fuzz"}, headers=auth).json
+    code = code["class_code"]
+    started = client.post(
+        f"/api/teacher/classes/{code}/rounds", json={"prompt": "The cat sat on the"}, headers=auth
+    )
+    return {
+        "class_code": code,
+        "round_id": started.json["round_id"],
+        "session_id": joined_session(app, code),
+    }
+
+
+def joined_session(app: Flask, code: str) -> str:
+    nickname = f"fuzz {next(NICKNAMES)}"
+    joined = app.test_client().post(
+        "/api/sessions", json={"class_code": code, "nickname": nickname}
+    )
+    assert joined.status_code == 201, joined.json
+    return str(joined.json["session_id"])
+
+
+NICKNAMES = itertools.count()
+
+
 def test_every_operation_is_fuzzed(settings: Settings, registry: ModelRegistry) -> None:
     schema, _ = load_schema(settings, registry)
     found = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
@@ -129,6 +171,10 @@ def test_operation_conforms_to_the_document(
     if "{class_code}" in path:
         fresh_session(app)
         fixed = {"class_code": CLASS}
+    opened = any(part in path for part in OPENED_CLASS_PATHS) or path.endswith("{class_code}")
+    if opened:
+        lesson = opened_class(app)
+        fixed = {k: v for k, v in lesson.items() if "{" + k + "}" in path}
     statuses: Counter[int] = Counter()
     unavailable = unavailable_models(app)
 
@@ -141,7 +187,12 @@ def test_operation_conforms_to_the_document(
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
-        if with_session:
+        if with_session and opened:
+            case.path_parameters["session_id"] = joined_session(app, lesson["class_code"])
+            if mode == POSITIVE and isinstance(case.body, dict) and "round_id" in case.body:
+                # a real round of the session's class (negative cases keep theirs)
+                case.body["round_id"] = lesson["round_id"]
+        elif with_session:
             case.path_parameters["session_id"] = fresh_session(app)
         if path.startswith("/api/teacher"):
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {TEACHER_TOKEN}"}

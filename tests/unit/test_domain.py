@@ -229,13 +229,19 @@ def test_payload_shapes_match_design() -> None:
         "Undone",
         "SessionDeleted",
         "SessionForked",
+        "GuessMade",
+        "ClassOpened",
+        "ClassClosed",
+        "ClassReopened",
+        "RoundStarted",
+        "RoundRevealed",
     }
     p = payload_of(
         SetPrompt(session_id=SID, version=2, occurred_at=T0, prompt="a", token_ids=(1, 2))
     )
     assert p == {"prompt": "a", "token_ids": [1, 2]}
     p = payload_of(SessionCreated(session_id=SID, version=1, occurred_at=T0, model_name="m"))
-    assert p == {"model_name": "m", "class_code": None, "seed": None}
+    assert p == {"model_name": "m", "class_code": None, "seed": None, "nickname": None}
 
 
 def test_unknown_or_newer_events_are_refused() -> None:

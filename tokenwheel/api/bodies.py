@@ -90,6 +90,8 @@ def created_body(result: Created) -> dict[str, Any]:
     }
     if view.state.class_code is not None:
         created["class_code"] = view.state.class_code
+    if view.state.nickname is not None:  # the student's own: never another's
+        created["nickname"] = view.state.nickname
     return created
 
 

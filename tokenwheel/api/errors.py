@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from tokenwheel.api.schemas import ApiErrorSchema
 from tokenwheel.domain.errors import (
     ClassNotFound,
+    Conflict,
     DomainError,
     GenerationLimitReached,
     IdempotencyKeyReused,
@@ -26,6 +27,7 @@ from tokenwheel.domain.errors import (
     NothingToUndo,
     Overloaded,
     PromptNotSet,
+    RoundNotFound,
     SessionNotFound,
     UnknownModel,
     VersionConflict,
@@ -47,7 +49,9 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     UnknownModel: 400,
     SessionNotFound: 404,
     ClassNotFound: 404,
+    RoundNotFound: 404,
     VersionConflict: 409,
+    Conflict: 409,
     IdempotencyKeyReused: 422,
     ModelUnavailable: 503,
     Overloaded: 503,

@@ -54,6 +54,16 @@ class CreateSessionSchema(Schema):
         "Makes spins reproducible: with the same seed and the same actions a session draws "
         "the same tokens. 0 to 2**63 - 1; absent means fresh randomness."
     )
+    nickname = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=4 * rules.MAX_NICKNAME_CHARS),
+        metadata={
+            "description": "Join the opened class `class_code` under this name: trimmed, 1 to "
+            f"{rules.MAX_NICKNAME_CHARS} characters, unique in the class ignoring case. Only "
+            "the teacher sees it."
+        },
+    )
 
 
 class SessionCreatedSchema(Schema):
@@ -61,6 +71,9 @@ class SessionCreatedSchema(Schema):
     model_name = fields.String(required=True)
     created_at = fields.DateTime(required=True)
     class_code = fields.String(metadata={"description": "Present when the session has one."})
+    nickname = fields.String(
+        metadata={"description": "Present when the session joined a class with one."}
+    )
     version = _version()
 
 

@@ -6,7 +6,15 @@ from typing import cast
 
 from flask import current_app
 
-from tokenwheel.services import Lab, Maintenance, StudentSessions, Teaching, TextScoring
+from tokenwheel.services import (
+    Classroom,
+    Lab,
+    Maintenance,
+    Rounds,
+    StudentSessions,
+    Teaching,
+    TextScoring,
+)
 
 
 def student_sessions() -> StudentSessions:
@@ -27,3 +35,11 @@ def lab() -> Lab:
 
 def scoring() -> TextScoring:
     return cast(TextScoring, current_app.extensions["tokenwheel.scoring"])
+
+
+def classroom() -> Classroom:
+    return cast(Classroom, current_app.extensions["tokenwheel.classroom"])
+
+
+def rounds() -> Rounds:
+    return cast(Rounds, current_app.extensions["tokenwheel.rounds"])

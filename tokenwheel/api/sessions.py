@@ -22,6 +22,7 @@ from .bodies import (
 )
 from .concurrency import ETAG_HEADER, client_scope, expected_version, idempotency, versioned
 from .links import session_links
+from .services import classroom
 from .services import student_sessions as service
 
 
@@ -60,6 +61,10 @@ LINKS = {200: session_links()}
     description="Too many sessions from this address this hour (TOKENWHEEL_SESSIONS_PER_HOUR) "
     "or too many requests; Retry-After says when to try again.",
 )
+@blp.alt_response(404, schema=s.ApiErrorSchema, description="A nickname for an unknown class.")
+@blp.alt_response(
+    409, schema=s.ApiErrorSchema, description="'Class closed', or 'Nickname taken' in the class."
+)
 @blp.alt_response(422, schema=s.ApiErrorSchema, **KEY_REUSED)
 @blp.alt_response(503, schema=s.ApiErrorSchema, description="The model cannot load here; says why.")
 def create_session(body: dict[str, Any], headers: dict[str, Any]) -> Any:
@@ -72,10 +77,17 @@ def create_session(body: dict[str, Any], headers: dict[str, Any]) -> Any:
     repeats it. With a `seed`, the session's spins (and Other samples) are reproducible:
     the same seed and the same actions give the same tokens. With an `Idempotency-Key`
     (kept per client address), a retry answers the first 201 again and creates nothing.
+
+    To join a class a teacher opened, send its `class_code` (any case) with a
+    `nickname`: the class must be open (else 409) and the nickname free in it, ignoring
+    case (else 409); an unknown code with a nickname is 404. An opened class's code
+    without a nickname is 400. Any other `class_code` without a nickname files the
+    session under that code, as before classes could be opened.
     """
-    result = service().create_session(
+    result = classroom().create_session(
         body.get("model_name"),
         body.get("class_code"),
+        body.get("nickname"),
         seed=body.get("seed"),
         idempotency=idempotency(headers, scope=client_scope()),
     )

@@ -47,7 +47,6 @@ CLASS_NOT_FOUND = {"description": "No session (left) with this class code."}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@blp.before_request
 def require_teacher_token() -> None:
     settings: Settings = current_app.extensions["tokenwheel.settings"]
     expected = settings.teacher_token
@@ -67,7 +66,18 @@ def require_teacher_token() -> None:
         )
 
 
-def teacher_only(view: F) -> F:
+def guarded(blueprint: Blueprint) -> Callable[[F], F]:
+    """``teacher_only`` for ``blueprint``: ask for the token before every route (call
+    once per blueprint) and document it on each route decorated."""
+    blueprint.before_request(require_teacher_token)
+
+    def teacher_only(view: F) -> F:
+        return _teacher_only(blueprint, view)
+
+    return teacher_only
+
+
+def _teacher_only(blp: Blueprint, view: F) -> F:
     """Document the token requirement and its two refusals on a route."""
     view = blp.alt_response(
         401,
@@ -79,6 +89,9 @@ def teacher_only(view: F) -> F:
         403, schema=s.ApiErrorSchema, description="The teacher API is off (no token configured)."
     )(view)
     return blp.doc(security=[{SECURITY_SCHEME: []}])(view)  # type: ignore[no-any-return]
+
+
+teacher_only = guarded(blp)
 
 
 def register(api: Api) -> None:

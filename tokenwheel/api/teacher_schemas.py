@@ -128,7 +128,8 @@ class TimelineEntrySchema(Schema):
     type = fields.String(
         required=True,
         metadata={
-            "description": "SessionCreated | SetPrompt | TokenAppended | Undone | SessionDeleted"
+            "description": "SessionCreated | SessionForked | SetPrompt | TokenAppended | "
+            "Undone | SessionDeleted | GuessMade"
         },
     )
     occurred_at = fields.DateTime(required=True)

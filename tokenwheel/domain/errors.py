@@ -27,6 +27,33 @@ class ClassNotFound(DomainError):
     error = "Class not found"
 
 
+class RoundNotFound(DomainError):
+    error = "Round not found"
+
+
+class Conflict(DomainError):
+    """The command clashes with the current state of a class, a round or a nickname
+    (409); unlike :class:`VersionConflict`, asking again will not help."""
+
+    error = "Conflict"
+
+
+class ClassNotOpen(Conflict):
+    error = "Class closed"
+
+
+class NicknameTaken(Conflict):
+    error = "Nickname taken"
+
+
+class RoundNotOpen(Conflict):
+    error = "Round not open"
+
+
+class AlreadyGuessed(Conflict):
+    error = "Already guessed"
+
+
 class PromptNotSet(DomainError):
     error = "No prompt set"
 

@@ -29,9 +29,13 @@ class Event:
 
 @dataclass(frozen=True, kw_only=True)
 class SessionCreated(Event):
+    """``nickname``: the name a student joined an opened class with (teachers only see
+    it); None for sessions made without one (and for every session before issue 15)."""
+
     model_name: str
     class_code: str | None = None
     seed: int | None = None
+    nickname: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,10 +127,79 @@ class SessionForked(Event):
     parent_version: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class GuessMade(Event):
+    """A student's guess of the next word in a round, in the student's session stream,
+    scored when it was made so replay never asks the model. ``token_ids`` are what was
+    scored (the text with a leading space when it starts with a letter or digit and the
+    prompt ends without one); the probabilities are at the round's temperature."""
+
+    round_id: str
+    text: str
+    token_ids: tuple[int, ...]
+    first_token_probability: float
+    first_token_rank: int
+    text_probability: float  # the product of each token's probability, in turn
+    text_log_probability: float
+    single_token: bool
+
+
+# ---------------------------------------------------------------- a class's stream
+# A class a teacher opened is its own stream, ``class:<code>`` (domain/classes.py).
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassOpened(Event):
+    class_code: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassClosed(Event):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassReopened(Event):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundStarted(Event):
+    """A guess-first round: the class guesses the word after ``prompt`` on
+    ``model_name`` at ``temperature``; ``threshold`` shapes the revealed wheel."""
+
+    round_id: str
+    prompt: str
+    token_ids: tuple[int, ...]
+    model_name: str
+    temperature: float
+    threshold: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundRevealed(Event):
+    round_id: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (SessionCreated, SetPrompt, TokenAppended, Undone, SessionDeleted, SessionForked)
+    for cls in (
+        SessionCreated,
+        SetPrompt,
+        TokenAppended,
+        Undone,
+        SessionDeleted,
+        SessionForked,
+        GuessMade,
+        ClassOpened,
+        ClassClosed,
+        ClassReopened,
+        RoundStarted,
+        RoundRevealed,
+    )
 }
+_WITH_TOKEN_IDS = frozenset({"SetPrompt", "SessionForked", "GuessMade", "RoundStarted"})
 _ENVELOPE = frozenset({"session_id", "version", "occurred_at"})
 
 
@@ -159,10 +232,9 @@ def event_from_record(
     if cls is None:
         raise UnknownEventType(type_name)
     payload = _upcast(cls, schema_version, dict(payload))
-    if cls is SetPrompt:
+    if type_name in _WITH_TOKEN_IDS:
         payload["token_ids"] = tuple(payload["token_ids"])
     if cls is SessionForked:
-        payload["token_ids"] = tuple(payload["token_ids"])
         payload["generated"] = tuple(dict(token) for token in payload["generated"])
     known = {f.name for f in fields(cls)} - _ENVELOPE
     return cls(

@@ -65,6 +65,23 @@ CLASS_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 CLASS_CODE_RULE = "1 to 32 letters, digits, '-' or '_'"
 _CLASS_CODE = re.compile(CLASS_CODE_PATTERN)
 
+# A class a teacher opens gets a code from this alphabet: no 0/O and no 1/I/L (a written
+# "l" is a "1"), so it reads aloud and copies from a board without mistakes. 31 symbols,
+# 6 long: about 9 * 10^8 codes.
+# Students may type it in lower case, with spaces or dashes: :func:`normalize_class_code`.
+CLASS_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CLASS_CODE_LENGTH = 6
+MAX_CLASS_NAME_CHARS = 80
+CLASS_OPEN, CLASS_CLOSED = "open", "closed"
+CLASS_STATUSES = (CLASS_OPEN, CLASS_CLOSED)
+# A nickname is shown to the teacher only: short, trimmed, unique in its class ignoring case.
+MAX_NICKNAME_CHARS = 24
+# A guess is one word, perhaps several tokens: bounded in characters and in tokens (each
+# token costs one scoring step of the model).
+MAX_GUESS_CHARS = 40
+MAX_GUESS_TOKENS = 8
+ROUND_OPEN, ROUND_REVEALED = "open", "revealed"
+
 APPEND_CATEGORY = "other"  # the one category a client may name: sample from the Other wedge
 MAX_TOKEN_TEXT_CHARS = 1000
 
@@ -159,6 +176,46 @@ def check_class_code(class_code: str | None) -> None:
         return
     if not isinstance(class_code, str) or not _CLASS_CODE.fullmatch(class_code):
         raise InvalidCommand(f"class_code must be {CLASS_CODE_RULE}.")
+
+
+def normalize_class_code(raw: str) -> str | None:
+    """The opened-class code a student typed (any case, spaces and dashes ignored), or
+    None when it cannot be one (then it may still be an old free-text code)."""
+    code = "".join(ch for ch in raw if ch not in " -").upper()
+    if len(code) == CLASS_CODE_LENGTH and all(ch in CLASS_CODE_ALPHABET for ch in code):
+        return code
+    return None
+
+
+def _one_line(value: object, what: str, limit: int) -> str:
+    """A short name: trimmed, inner runs of whitespace made one space, no control or
+    invisible characters, 1 to ``limit`` characters."""
+    if not isinstance(value, str):
+        raise InvalidCommand(f"{what} must be a string.")
+    text = " ".join(value.split())
+    if not text or is_blank(text):
+        raise InvalidCommand(f"{what} is blank: it needs a visible character.")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in text):
+        raise InvalidCommand(f"{what} may not hold control or invisible characters.")
+    if len(text) > limit:
+        raise InvalidCommand(f"{what} is {len(text)} characters long; the limit is {limit}.")
+    return text
+
+
+def check_class_name(name: object) -> str:
+    return _one_line(name, "name", MAX_CLASS_NAME_CHARS)
+
+
+def check_nickname(nickname: object) -> tuple[str, str]:
+    """The nickname as kept (trimmed, one space between words) and the key that makes
+    it unique in its class: NFKC, case-folded ("Ana", "ANA" and "ａｎａ" are one)."""
+    text = _one_line(nickname, "nickname", MAX_NICKNAME_CHARS)
+    return text, unicodedata.normalize("NFKC", text).casefold()
+
+
+def check_guess(text: object) -> str:
+    """A guess as typed, trimmed (a guess is a word: no line breaks)."""
+    return _one_line(text, "text", MAX_GUESS_CHARS)
 
 
 # Characters that show nothing by themselves: spaces (Zs), control characters (Cc) and

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .errors import (
+    AlreadyGuessed,
     GenerationLimitReached,
     InvalidCommand,
     NothingToUndo,
@@ -22,6 +23,7 @@ from .errors import (
 from .events import (
     FACT_NAMES,
     Event,
+    GuessMade,
     SessionCreated,
     SessionDeleted,
     SessionForked,
@@ -62,6 +64,8 @@ class SessionState:
     undo_count: int = 0
     forked_from_session_id: str | None = None  # a fork's parent, and its version then
     forked_from_version: int | None = None
+    nickname: str | None = None  # joined an opened class with it (teachers only see it)
+    guessed_rounds: tuple[str, ...] = ()  # round ids this session guessed, in order
 
     @property
     def token_ids(self) -> tuple[int, ...]:
@@ -82,10 +86,13 @@ def create_session(
     now: datetime,
     class_code: str | None = None,
     seed: int | None = None,
+    nickname: str | None = None,
 ) -> list[Event]:
     if not model_name:
         raise InvalidCommand("A session needs a model name.")
     check_class_code(class_code)
+    if nickname is not None and class_code is None:
+        raise InvalidCommand("A nickname needs a class_code.")
     return [
         SessionCreated(
             session_id=session_id,
@@ -94,6 +101,7 @@ def create_session(
             model_name=model_name,
             class_code=class_code,
             seed=seed,
+            nickname=nickname,
         )
     ]
 
@@ -203,6 +211,46 @@ def fork_session(
     ]
 
 
+@dataclass(frozen=True, kw_only=True)
+class GuessScore:
+    """What the model gave a guess, worked out before the guess is stored."""
+
+    token_ids: tuple[int, ...]
+    first_token_probability: float
+    first_token_rank: int
+    text_probability: float
+    text_log_probability: float
+
+
+def make_guess(
+    state: SessionState, round_id: str, text: str, score: GuessScore, now: datetime
+) -> list[Event]:
+    """One guess per session and round, by a student who joined the class with a
+    nickname (a fork or a session made without one watches, it does not vote)."""
+    _require_live(state)
+    if state.nickname is None:
+        raise InvalidCommand("Only a session that joined its class with a nickname can guess.")
+    if round_id in state.guessed_rounds:
+        raise AlreadyGuessed("This session has already guessed in this round.")
+    if not score.token_ids:
+        raise InvalidCommand("The guess produced no tokens for this model.")
+    return [
+        GuessMade(
+            session_id=state.session_id,
+            version=state.version + 1,
+            occurred_at=now,
+            round_id=round_id,
+            text=text,
+            token_ids=score.token_ids,
+            first_token_probability=score.first_token_probability,
+            first_token_rank=score.first_token_rank,
+            text_probability=score.text_probability,
+            text_log_probability=score.text_log_probability,
+            single_token=len(score.token_ids) == 1,
+        )
+    ]
+
+
 def delete_session(state: SessionState, now: datetime) -> list[Event]:
     _require_live(state)
     return [SessionDeleted(session_id=state.session_id, version=state.version + 1, occurred_at=now)]
@@ -222,6 +270,7 @@ def apply(state: SessionState | None, event: Event) -> SessionState:
             model_name=event.model_name,
             class_code=event.class_code,
             seed=event.seed,
+            nickname=event.nickname,
             created_at=event.occurred_at,
             updated_at=event.occurred_at,
         )
@@ -249,6 +298,8 @@ def apply(state: SessionState | None, event: Event) -> SessionState:
             return replace(state, generated=state.generated[:-1], undo_count=state.undo_count + 1)
         case SessionDeleted():
             return replace(state, deleted=True, deleted_at=event.occurred_at)
+        case GuessMade():
+            return replace(state, guessed_rounds=state.guessed_rounds + (event.round_id,))
     raise ValueError(f"unknown event {event!r}")
 
 

@@ -12,7 +12,7 @@ from tokenwheel.settings import Settings
 
 from .clock import utcnow
 from .gateway import ModelGateway
-from .ports import Clock, EventStore, LanguageModels
+from .ports import ClassStore, Clock, EventStore, LanguageModels
 from .results import ModelsResult, Readiness
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,10 @@ class Maintenance:
         models: LanguageModels,
         settings: Settings,
         clock: Clock = utcnow,
+        classes: ClassStore | None = None,
     ) -> None:
         self.store = store
+        self.classes = classes
         self.models = ModelGateway(models)
         self.settings = settings
         self.clock = clock
@@ -46,14 +48,23 @@ class Maintenance:
         now = self.clock()
         expired = self.store.expire_idle(now, self.settings.session_ttl)
         purged = self.store.purge(now - timedelta(seconds=self.settings.retention))
+        classes = 0
+        if self.classes is not None:
+            # a closed class goes after the retention, an open one left alone after the
+            # session TTL and the retention, as an idle session does (docs/operations.md)
+            closed_before = now - timedelta(seconds=self.settings.retention)
+            idle_before = closed_before - timedelta(seconds=self.settings.session_ttl)
+            classes = self.classes.purge_classes(closed_before, idle_before)
         keys = self.store.purge_idempotency(
             now - timedelta(seconds=self.settings.idempotency_window)
         )
-        if expired or purged or keys:
+        if expired or purged or keys or classes:
             log.info(
-                "purge: %d sessions expired, %d purged, %d idempotency keys dropped",
+                "purge: %d sessions expired, %d purged, %d classes purged, "
+                "%d idempotency keys dropped",
                 expired,
                 purged,
+                classes,
                 keys,
             )
         return expired, purged

@@ -23,6 +23,14 @@ from tokenwheel.inference.types import (
     ScoredToken,
     WheelLanding,
 )
+from tokenwheel.store.class_records import (
+    ClassPage,
+    ClassRecord,
+    GuessRecord,
+    Member,
+    NicknameClaim,
+    RoundRecord,
+)
 from tokenwheel.store.records import (
     EventFilter,
     EventRow,
@@ -169,3 +177,43 @@ class Wakeups(Protocol):
     def wait(self, class_code: str, seen: int, timeout: float) -> int:
         """Block until the class's generation differs from ``seen`` or the store's own
         poll interval (at most ``timeout``) passes; the generation now."""
+
+
+class ClassStore(Protocol):
+    """Classes, nicknames, rounds and guesses (``tokenwheel.store.classes``). Every write
+    appends events and updates the read models in one transaction, or raises."""
+
+    def append_class(
+        self,
+        events: Sequence[Event],
+        expected_version: int,
+        record: ClassRecord,
+        rounds: Sequence[RoundRecord] = (),
+    ) -> None: ...
+
+    def join(
+        self,
+        events: Sequence[Event],
+        summary: SessionSummary,
+        claim: NicknameClaim,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> None:
+        """ClassNotFound, ClassNotOpen, NicknameTaken, or VersionConflict."""
+
+    def append_guess(
+        self,
+        events: Sequence[Event],
+        expected_version: int,
+        summary: SessionSummary,
+        guess: GuessRecord,
+    ) -> None:
+        """RoundNotFound, RoundNotOpen (revealed before this committed), VersionConflict."""
+
+    def purge_classes(self, closed_before: datetime, idle_before: datetime) -> int: ...
+    def get_class(self, class_code: str) -> ClassRecord | None: ...
+    def code_in_use(self, class_code: str) -> bool: ...
+    def list_classes(self, status: str | None, limit: int, offset: int) -> ClassPage: ...
+    def members(self, class_code: str) -> list[Member]: ...
+    def get_round(self, round_id: str) -> RoundRecord | None: ...
+    def list_rounds(self, class_code: str) -> list[RoundRecord]: ...
+    def guesses(self, round_id: str) -> list[tuple[GuessRecord, str | None]]: ...

@@ -22,6 +22,9 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     transaction ask for ``BEGIN IMMEDIATE`` through an execution option.
     """
     parsed = make_url(url)
+    # A database error's text never carries the statement's parameters: they hold
+    # nicknames, prompts and session ids, and a 500 logs the error (docs/operations.md).
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return sa.create_engine(url, **kwargs)

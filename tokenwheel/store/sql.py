@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from tokenwheel.domain.classes import CLASS_STREAM_PREFIX, class_stream, is_class_stream
 from tokenwheel.domain.errors import VersionConflict
 from tokenwheel.domain.events import Event, event_from_record, payload_of
 from tokenwheel.domain.session import SessionSummary
@@ -29,7 +30,7 @@ from .records import (
     check_batch,
     record_from_summary,
 )
-from .tables import events, idempotency_keys, session_index
+from .tables import events, guess_index, idempotency_keys, nickname_claims, session_index
 
 
 class SqlEventStore:
@@ -54,26 +55,12 @@ class SqlEventStore:
                 # The index row first, locked (PostgreSQL; SQLite's BEGIN IMMEDIATE has
                 # locked the database): the purge locks it too before deleting, so an
                 # append and a purge of one session never interleave.
-                previous = self._record(conn, session_id, lock=True)
+                previous = read_record(conn, session_id, lock=True)
                 check_append(session_id, expected_version, previous)
                 # ids in commit order, and a wake-up for live feeds (ordering.py)
-                announce_append(conn, summary.class_code)
-                conn.execute(
-                    events.insert(),
-                    [
-                        {
-                            "session_id": e.session_id,
-                            "version": e.version,
-                            "type": e.type,
-                            "schema_version": e.SCHEMA_VERSION,
-                            "payload": payload_of(e),
-                            "occurred_at": e.occurred_at,
-                        }
-                        for e in new_events
-                    ],
-                )
+                insert_events(conn, new_events, summary.class_code)
                 record = record_from_summary(summary, new_events[-1].occurred_at, previous)
-                self._write_record(conn, record, insert=previous is None)
+                write_record(conn, record, insert=previous is None)
                 if idempotency is not None:
                     conn.execute(idempotency_keys.insert().values(**asdict(idempotency)))
         except IntegrityError as exc:
@@ -81,18 +68,6 @@ class SqlEventStore:
             # version we did and committed first (PostgreSQL, READ COMMITTED), or the
             # same idempotency key was stored by a request that raced this one.
             raise VersionConflict(session_id, expected_version, None) from exc
-
-    @staticmethod
-    def _write_record(conn: sa.Connection, record: SessionRecord, insert: bool) -> None:
-        values = asdict(record)
-        if insert:
-            conn.execute(session_index.insert().values(**values))
-        else:
-            conn.execute(
-                session_index.update()
-                .where(session_index.c.session_id == record.session_id)
-                .values(**values)
-            )
 
     def touch(self, session_id: str, now: datetime) -> None:
         with write_connection(self.engine) as conn, conn.begin():
@@ -141,6 +116,9 @@ class SqlEventStore:
                 conn.execute(
                     idempotency_keys.delete().where(idempotency_keys.c.session_id.in_(ids))
                 )
+                # a purged student's nickname and guesses go with the session
+                conn.execute(nickname_claims.delete().where(nickname_claims.c.session_id.in_(ids)))
+                conn.execute(guess_index.delete().where(guess_index.c.session_id.in_(ids)))
                 conn.execute(session_index.delete().where(session_index.c.session_id.in_(ids)))
                 purged += len(ids)
 
@@ -153,9 +131,9 @@ class SqlEventStore:
 
     def rebuild_record(self, summary: SessionSummary, last_accessed: datetime) -> None:
         with write_connection(self.engine) as conn, conn.begin():
-            previous = self._record(conn, summary.session_id)
+            previous = read_record(conn, summary.session_id)
             record = record_from_summary(summary, last_accessed, previous)
-            self._write_record(conn, record, insert=previous is None)
+            write_record(conn, record, insert=previous is None)
 
     # ------------------------------------------------------------ reads
 
@@ -173,15 +151,7 @@ class SqlEventStore:
 
     def get_record(self, session_id: str) -> SessionRecord | None:
         with self.engine.connect() as conn:
-            return self._record(conn, session_id)
-
-    @staticmethod
-    def _record(conn: sa.Connection, session_id: str, lock: bool = False) -> SessionRecord | None:
-        query = sa.select(session_index).where(session_index.c.session_id == session_id)
-        if lock:
-            query = query.with_for_update()
-        row = conn.execute(query).first()
-        return SessionRecord(**row._asdict()) if row else None
+            return read_record(conn, session_id)
 
     def get_idempotency(self, session_id: str, key: str) -> IdempotencyRecord | None:
         with self.engine.connect() as conn:
@@ -208,7 +178,10 @@ class SqlEventStore:
 
     def session_ids(self) -> list[str]:
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(events.c.session_id).distinct()).scalars())
+            query = sa.select(events.c.session_id).distinct()
+            # a class's stream is not a session (domain/classes.py)
+            query = query.where(~events.c.session_id.startswith(CLASS_STREAM_PREFIX))
+            return list(conn.execute(query).scalars())
 
     def list_sessions(self, query: SessionQuery) -> SessionPage:
         t = session_index.c
@@ -251,7 +224,12 @@ class SqlEventStore:
         if where.session_ids is not None:
             query = query.where(events.c.session_id.in_(where.session_ids))
         if where.class_code is not None:
-            query = query.where(session_index.c.class_code == where.class_code)
+            query = query.where(
+                sa.or_(
+                    session_index.c.class_code == where.class_code,
+                    events.c.session_id == class_stream(where.class_code),
+                )
+            )
         if where.since is not None:
             query = query.where(events.c.occurred_at >= where.since)
         if where.up_to_id is not None:
@@ -259,12 +237,57 @@ class SqlEventStore:
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=500).execute(query.order_by(events.c.id))
             for row in result:
+                class_code = row.class_code
+                if class_code is None and is_class_stream(row.session_id):
+                    class_code = row.session_id[len(CLASS_STREAM_PREFIX) :]
                 yield EventRow(
                     id=row.id,
                     event=event_from_row(row),
-                    class_code=row.class_code,
+                    class_code=class_code,
                     model_name=row.model_name,
                 )
+
+
+def insert_events(conn: sa.Connection, new_events: Sequence[Event], class_code: str | None) -> None:
+    """Insert ``new_events``, as the last writes of their transaction that can wait on
+    another: ids are handed out in commit order and ``class_code``'s live readers are
+    woken (``ordering.announce_append``: on PostgreSQL a lock held until commit, so
+    every other row lock of the transaction must be taken before)."""
+    announce_append(conn, class_code)
+    conn.execute(
+        events.insert(),
+        [
+            {
+                "session_id": e.session_id,
+                "version": e.version,
+                "type": e.type,
+                "schema_version": e.SCHEMA_VERSION,
+                "payload": payload_of(e),
+                "occurred_at": e.occurred_at,
+            }
+            for e in new_events
+        ],
+    )
+
+
+def write_record(conn: sa.Connection, record: SessionRecord, insert: bool) -> None:
+    values = asdict(record)
+    if insert:
+        conn.execute(session_index.insert().values(**values))
+    else:
+        conn.execute(
+            session_index.update()
+            .where(session_index.c.session_id == record.session_id)
+            .values(**values)
+        )
+
+
+def read_record(conn: sa.Connection, session_id: str, lock: bool = False) -> SessionRecord | None:
+    query = sa.select(session_index).where(session_index.c.session_id == session_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return SessionRecord(**row._asdict()) if row else None
 
 
 def event_from_row(row: sa.Row) -> Event:  # type: ignore[type-arg]

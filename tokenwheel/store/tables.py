@@ -132,3 +132,65 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )
+
+# ---------------------------------------------------------------- classes (issue 15)
+# Read models of the class streams (``class:<code>`` in ``events``) and of the guesses,
+# written in the transaction that appends the events they follow. Each UNIQUE key is a
+# guard two racing requests cannot both pass: one code per class, one nickname (folded)
+# per class, one guess per session and round.
+
+class_index = sa.Table(
+    "class_index",
+    metadata,
+    sa.Column("class_code", AnyText(16), primary_key=True),
+    sa.Column("name", AnyText(200), nullable=False),
+    sa.Column("status", AnyText(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("last_activity", UTCDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_class_index_created_at", "created_at"),
+)
+
+nickname_claims = sa.Table(
+    "nickname_claims",
+    metadata,
+    sa.Column("class_code", AnyText(16), primary_key=True),
+    sa.Column("nickname_key", AnyText(200), primary_key=True),
+    sa.Column("nickname", AnyText(200), nullable=False),
+    sa.Column("session_id", AnyText(36), nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Index("ix_nickname_claims_session_id", "session_id"),
+)
+
+round_index = sa.Table(
+    "round_index",
+    metadata,
+    sa.Column("round_id", AnyText(36), primary_key=True),
+    sa.Column("class_code", AnyText(16), nullable=False),
+    sa.Column("prompt", AnyText(), nullable=False),
+    sa.Column("model_name", AnyText(128), nullable=False),
+    sa.Column("temperature", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("status", AnyText(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("revealed_at", UTCDateTime, nullable=True),
+    sa.Index("ix_round_index_class_code", "class_code"),
+)
+
+guess_index = sa.Table(
+    "guess_index",
+    metadata,
+    sa.Column("round_id", AnyText(36), primary_key=True),
+    sa.Column("session_id", AnyText(36), primary_key=True),
+    sa.Column("class_code", AnyText(16), nullable=False),
+    sa.Column("text", AnyText(200), nullable=False),
+    sa.Column("token_ids", Payload(), nullable=False),
+    sa.Column("first_token_probability", sa.Float, nullable=False),
+    sa.Column("first_token_rank", sa.Integer, nullable=False),
+    sa.Column("text_probability", sa.Float, nullable=False),
+    sa.Column("made_at", UTCDateTime, nullable=False),
+    sa.Index("ix_guess_index_session_id", "session_id"),
+    sa.Index("ix_guess_index_class_code", "class_code"),
+)
