@@ -176,8 +176,9 @@ def test_old_free_text_codes_keep_working(client: FlaskClient) -> None:
     assert client.get(f"/api/sessions/{sid}").status_code == 200
     listed = client.get("/api/teacher/sessions?class_code=7b", headers=AUTH).json
     assert [s["session_id"] for s in listed["sessions"]] == [sid]
-    # such a session is in no opened class: it has no round
-    assert_error(client.get(f"/api/sessions/{sid}/round"), 404)
+    # such a session is in no opened class: it has no round (400: the session exists)
+    body = assert_error(client.get(f"/api/sessions/{sid}/round"), 400)
+    assert body["error"] == "Not in a class"
 
 
 def test_racing_joins_cannot_take_one_nickname(app: Flask) -> None:
@@ -254,7 +255,7 @@ def test_a_round_guess_and_reveal(app: Flask, client: FlaskClient) -> None:
     assert mine["text"] == "mat"
     # a session that did not join with a nickname only watches
     assert_error(
-        client.post(f"/api/sessions/{watcher}/guess", json={"round_id": rid, "text": "mat"}), 404
+        client.post(f"/api/sessions/{watcher}/guess", json={"round_id": rid, "text": "mat"}), 400
     )
 
     detail = teacher(client, "GET", f"/{code}/rounds/{rid}")
@@ -470,3 +471,11 @@ def test_a_database_error_never_shows_a_nickname(app: Flask) -> None:
     with pytest.raises(sa.exc.DBAPIError) as caught, engine.connect() as conn:
         conn.execute(sa.text("SELECT * FROM no_such_table WHERE x = :n"), {"n": "Zyxwvut"})
     assert "Zyxwvut" not in str(caught.value)
+
+
+def test_a_class_nobody_joined_yet_has_empty_statistics(client: FlaskClient) -> None:
+    """An opened class exists before its first student (schemathesis found the 404)."""
+    code = open_class(client)
+    stats = teacher(client, "GET", f"/{code}/statistics")
+    assert stats["session_count"] == 0 and stats["tokens_appended"] == 0
+    assert_error(client.get("/api/teacher/classes/ZZZZZZ/statistics", headers=AUTH), 404)

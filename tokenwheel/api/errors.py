@@ -25,6 +25,7 @@ from tokenwheel.domain.errors import (
     InvalidCommand,
     ModelUnavailable,
     NothingToUndo,
+    NotInClass,
     Overloaded,
     PromptNotSet,
     RoundNotFound,
@@ -44,6 +45,7 @@ READY_RETRY_AFTER = 5
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     InvalidCommand: 400,
     PromptNotSet: 400,
+    NotInClass: 400,
     NothingToUndo: 400,
     GenerationLimitReached: 400,
     UnknownModel: 400,

@@ -20,13 +20,14 @@ blp = Blueprint(
 )
 
 NOT_FOUND = {
-    "description": "The session does not exist (or expired), is not in a class a teacher "
-    "opened, or the round is not its class's."
+    "description": "The session does not exist (or expired), or the round is not its class's."
 }
+NOT_IN_CLASS = "'Not in a class': the session is in no class a teacher opened."
 
 
 @blp.route("/<session_id>/round", methods=["GET"])
 @blp.response(200, c.StudentRoundSchema)
+@blp.alt_response(400, schema=s.ApiErrorSchema, description=NOT_IN_CLASS)
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 def get_round(session_id: str) -> Any:
     """The class's current round
@@ -45,7 +46,8 @@ def get_round(session_id: str) -> Any:
 @blp.alt_response(
     400,
     schema=s.ApiErrorSchema,
-    description="A blank or too long guess, or a session that joined without a nickname.",
+    description="A blank or too long guess, a session that joined without a nickname, or "
+    + NOT_IN_CLASS,
 )
 @blp.alt_response(404, schema=s.ApiErrorSchema, **NOT_FOUND)
 @blp.alt_response(

@@ -31,6 +31,12 @@ class RoundNotFound(DomainError):
     error = "Round not found"
 
 
+class NotInClass(DomainError):
+    """A session (which exists) that is in no class a teacher opened: it has no rounds."""
+
+    error = "Not in a class"
+
+
 class Conflict(DomainError):
     """The command clashes with the current state of a class, a round or a nickname
     (409); unlike :class:`VersionConflict`, asking again will not help."""

@@ -21,8 +21,8 @@ from tokenwheel.domain import classes as domain
 from tokenwheel.domain import session as sessions_domain
 from tokenwheel.domain.classes import ClassState, Round
 from tokenwheel.domain.errors import (
-    ClassNotFound,
     InvalidCommand,
+    NotInClass,
     RoundNotFound,
     RoundNotOpen,
     VersionConflict,
@@ -234,12 +234,12 @@ class Rounds:
     # ------------------------------------------------------------ steps
 
     def _class_of(self, class_code: str | None) -> ClassState:
-        """The opened class a session belongs to (404 for a session of no class or of an
-        old free-text code)."""
+        """The opened class a session belongs to (400 for a session of no class or of an
+        old free-text code: the session exists, it has no rounds)."""
         code = normalize_class_code(class_code) if class_code is not None else None
         state = domain.replay(self.store.load(domain.class_stream(code))) if code else None
         if state is None or state.class_code != class_code:
-            raise ClassNotFound("This session is not in a class a teacher opened.")
+            raise NotInClass("This session is not in a class a teacher opened.")
         return state
 
     def _round_record(self, state: ClassState, round_id: str) -> RoundRecord:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from tokenwheel import exports
 from tokenwheel.domain import session as domain
+from tokenwheel.domain.classes import class_stream
 from tokenwheel.domain.errors import ClassNotFound, InvalidCommand, PromptNotSet, SessionNotFound
 from tokenwheel.domain.events import Event, TokenAppended
 from tokenwheel.domain.rules import (
@@ -226,8 +227,8 @@ class Teaching:
             SessionQuery(idle_before=self._idle_before(), class_code=class_code)
         )
         streams = [s for s in (self.store.load(r.session_id) for r in page.records) if s]
-        if not streams:
-            raise _no_class(class_code)
+        if not streams and not self.store.load(class_stream(class_code)):
+            raise _no_class(class_code)  # an opened class nobody joined yet has empty numbers
         statistics = class_statistics(class_code, streams)
         recorded: dict[str, dict[int, str]] = {}
         for group in statistics.first_tokens:
