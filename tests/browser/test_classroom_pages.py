@@ -91,7 +91,8 @@ def test_a_class_guesses_and_the_projector_shows_the_reveal(
     page.click("#start-round-button")
     round_panel = page.locator("#round")
     expect(round_panel).to_have_attribute("data-status", "open")
-    expect(page.locator("#room-students li")).to_have_text(nicknames)
+    expect(page.locator("#room-students li .nickname")).to_have_text(nicknames)
+    expect(row.locator("td").nth(3)).to_have_text("3")
     expect(page.locator("#round-count")).to_have_text(say(lang, "rounds.guesses", count=0))
     rid = round_panel.get_attribute("data-round-id")
     assert rid
@@ -150,6 +151,21 @@ def test_a_class_guesses_and_the_projector_shows_the_reveal(
         len(revealed["unlisted_guesses"])
     )
     check(projector, "projector-after-reveal")
+
+    # one student's live wheel on the projector, from the link by their nickname
+    server.request("POST", f"/api/sessions/{sessions[0]}/set-prompt", {"prompt": PROMPT})
+    detail = server.request("GET", f"/api/teacher/sessions/{sessions[0]}", headers=TEACHER)
+    link = page.locator(f'#room-students li[data-session-id="{sessions[0]}"] a')
+    href = link.get_attribute("href")
+    assert href == f"/teacher/projector?class={code}&session={sessions[0]}"
+    projector.goto(server.url + href)  # this tab keeps the token typed before
+    student = projector.locator("#projector-student")
+    expect(student).to_have_attribute("data-version", str(detail["session"]["version"]))
+    expect(projector.locator("#projector-class")).to_have_text("Ana")
+    expect(projector.locator("#projector-text")).to_have_text(PROMPT)
+    expect(projector.locator("#projector-student-wheel .wedge").first).to_be_visible()
+    expect(projector.locator("#projector-round")).to_be_hidden()
+    check(projector, "projector-student")
 
     # close and reopen the class from the list
     row.locator('button[data-action="close"]').click()

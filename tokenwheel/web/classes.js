@@ -187,6 +187,12 @@ export class ClassDesk {
       this.current = null;
       this.result = null;
     }
+    // the list's row of this class says who joined as of now too
+    const listed = this.classes.findIndex((klass) => klass.class_code === code);
+    if (listed >= 0) {
+      this.classes[listed] = this.room;
+      this.renderList();
+    }
     this.ui.room.hidden = false;
     this.renderRoom();
     this.follow();
@@ -207,7 +213,20 @@ export class ClassDesk {
     for (const student of room.students) {
       const item = document.createElement("li");
       item.dataset.sessionId = student.session_id;
-      item.textContent = student.nickname;
+      // the student's own wheel on the projector
+      const link = document.createElement("a");
+      link.className = "project-student";
+      const query = new URLSearchParams({ class: room.class_code, session: student.session_id });
+      link.href = `/teacher/projector?${query}`;
+      link.textContent = t("classes.projectStudent");
+      const which = document.createElement("span");
+      which.className = "visually-hidden";
+      which.textContent = ` ${t("classes.projectWhich", { name: student.nickname })}`;
+      link.appendChild(which);
+      const name = document.createElement("span");
+      name.className = "nickname";
+      name.textContent = student.nickname;
+      item.append(name, " ", link);
       this.ui.students.appendChild(item);
     }
     if (!room.students.length) {
