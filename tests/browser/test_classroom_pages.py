@@ -167,6 +167,11 @@ def test_a_class_guesses_and_the_projector_shows_the_reveal(
     expect(projector.locator("#projector-round")).to_be_hidden()
     check(projector, "projector-student")
 
+    # the class's live grid, from the class: a card per student, by nickname
+    page.click("#room-live")
+    expect(page.locator("#live-panel")).to_have_attribute("data-state", "open")
+    expect(page.locator("#live-grid .live-name")).to_have_text(nicknames)
+
     # close and reopen the class from the list
     row.locator('button[data-action="close"]').click()
     expect(row.locator("td").nth(2)).to_have_text(say(lang, "classes.status.closed"))
