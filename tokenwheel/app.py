@@ -191,7 +191,8 @@ def create_app(
 
 
 def _serve_pages(app: Flask) -> None:
-    """The student page at ``/``, the teacher page at ``/teacher`` and the lab at
+    """The student page at ``/``, the teacher page at ``/teacher`` (its projector view at
+    ``/teacher/projector``) and the lab at
     ``/lab``; their scripts and styles come from ``/static/``. The teacher page itself
     holds no data: everything it shows comes from the teacher API, behind the token. The
     lab uses the student API (two sessions side by side) and ``POST /api/score``."""
@@ -203,6 +204,11 @@ def _serve_pages(app: Flask) -> None:
     @app.get("/teacher")
     def teacher_page() -> Any:
         return app.send_static_file("teacher.html")
+
+    @app.get("/teacher/projector")
+    def projector_page() -> Any:
+        # the projector view of a class (?class=CODE): read-only, from the teacher API
+        return app.send_static_file("projector.html")
 
     @app.get("/lab")
     def lab_page() -> Any:

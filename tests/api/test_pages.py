@@ -28,7 +28,13 @@ def client(settings: Settings) -> FlaskClient:
 
 
 @pytest.mark.parametrize(
-    ("url", "script"), [("/", "app.js"), ("/teacher", "teacher.js"), ("/lab", "lab.js")]
+    ("url", "script"),
+    [
+        ("/", "app.js"),
+        ("/teacher", "teacher.js"),
+        ("/teacher/projector", "projector.js"),
+        ("/lab", "lab.js"),
+    ],
 )
 def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> None:
     r = client.get(url)
@@ -57,6 +63,9 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("compare.js", "javascript"),
         ("live.js", "javascript"),
         ("live-grid.js", "javascript"),
+        ("classes.js", "javascript"),
+        ("rounds.js", "javascript"),
+        ("projector.js", "javascript"),
         ("i18n.js", "javascript"),
         ("docs.js", "javascript"),
         ("i18n/en.json", "application/json"),  # imported as JSON modules: the type matters
@@ -74,7 +83,7 @@ def test_static_files_have_their_types(client: FlaskClient, name: str, mimetype:
     assert client.get("/static/../app.py").status_code == 404
 
 
-@pytest.mark.parametrize("page", ["index.html", "teacher.html", "lab.html"])
+@pytest.mark.parametrize("page", ["index.html", "teacher.html", "projector.html", "lab.html"])
 def test_nothing_inline_and_nothing_from_elsewhere(page: str) -> None:
     html = (WEB / page).read_text()
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script"
@@ -99,7 +108,7 @@ def test_modules_import_only_their_siblings() -> None:
 
 CATALOGS = {lang: WEB / "i18n" / f"{lang}.json" for lang in ("en", "es")}
 # docs.html is Swagger UI's page, in English only
-PAGES = ("index.html", "teacher.html", "lab.html")
+PAGES = ("index.html", "teacher.html", "projector.html", "lab.html")
 SCRIPTS = (
     "app.js",
     "teacher.js",
@@ -115,6 +124,9 @@ SCRIPTS = (
     "compare.js",
     "live.js",
     "live-grid.js",
+    "classes.js",
+    "rounds.js",
+    "projector.js",
 )
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

@@ -4,6 +4,7 @@
 // Every word it shows comes from the catalogs (i18n.js).
 
 import { ApiError, STUDENT_ERRORS, call, explain, fetchFile, showMessage } from "./api.js";
+import { ClassDesk } from "./classes.js";
 import {
   count,
   dateTime,
@@ -94,6 +95,16 @@ const state = {
 
 const wheel = new Wheel($("wheel"), { onShow: (item) => showItem(item) });
 const grid = new LiveGrid(ui.liveGrid);
+// the classes a teacher opens, their rounds and the projector link (classes.js)
+const desk = new ClassDesk({
+  token: () => state.token,
+  attempt: (work) => attempt(work),
+  watchLive: (code) => {
+    ui.filterClass.value = code;
+    watchLive();
+    ui.livePanel.scrollIntoView();
+  },
+});
 
 // ---------------------------------------------------------------- requests and errors
 
@@ -211,6 +222,7 @@ function signIn(event) {
   attempt(async () => {
     await loadSessions(1);
     sessionStorage.setItem(TOKEN_KEY, token);
+    await desk.show();
     ui.token.value = "";
     ui.forget.hidden = false;
     setStatus(() => t("teacher.signedIn"));
@@ -222,6 +234,7 @@ function signOut(clearNotice = true) {
   sessionStorage.removeItem(TOKEN_KEY);
   ui.forget.hidden = true;
   ui.find.hidden = true;
+  desk.hide();
   ui.classPanel.hidden = true;
   ui.sessionPanel.hidden = true;
   state.session = null;
@@ -866,6 +879,7 @@ function relabel() {
   renderSessions();
   renderClass();
   renderLive();
+  desk.relabel();
   if (state.session) {
     renderSessionHead();
     renderTimeline(state.session.timeline);
@@ -922,5 +936,8 @@ document.body.dataset.busy = "false";
 loadModels();
 if (state.token) {
   ui.forget.hidden = false;
-  attempt(() => loadSessions(1));
+  attempt(async () => {
+    await loadSessions(1);
+    await desk.show();
+  });
 }
