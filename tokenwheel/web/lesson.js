@@ -39,6 +39,9 @@ export class Lesson {
         ui.info.textContent = item ? this.itemInfo(item) : "";
       },
     });
+    // nothing spins here: no pointer (and the page's one data-testid="pointer" is the
+    // student's own wheel's)
+    ui.wheel.querySelector(".pointer").remove();
     ui.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.guess();
