@@ -63,6 +63,7 @@ def guess(page: Page, lang: str, word: str) -> None:
     expect(page.get_by_test_id("lesson-prompt")).to_contain_text(PROMPT)
     expect(page.get_by_test_id("wheel")).to_be_hidden()  # predict first, then see
     expect(page.get_by_test_id("guess")).to_be_focused()
+    expect(page.locator("#status")).to_contain_text(say(lang, "status.guessFirst", code="X")[:8])
     page.keyboard.type(word)
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("lesson")).to_have_attribute("data-state", "waiting")
@@ -161,6 +162,18 @@ def test_guess_first_round_with_three_students(browser: Browser, server: Server,
         idle(ana)
         expect(ana.locator("#text .tok")).to_have_count(1)
         check(ana, "student-round-then-spin")
+
+        # a session in no class: the page stops asking for rounds
+        asked: list[str] = []
+        ben.on("request", lambda r: r.url.endswith("/round") and asked.append(r.url))
+        ben.fill("#class-code", "")
+        expect(ben.get_by_test_id("nickname")).to_be_hidden()
+        ben.click("#start")
+        idle(ben)
+        expect(ben.get_by_test_id("lesson")).to_be_hidden()
+        assert session_of(ben) != own["session_id"]
+        ben.wait_for_timeout(10_500)  # longer than a revealed round's poll (10 s)
+        assert asked == []
 
         for _page, watch in pages:
             assert watch.expected_failures_only({409}) == [], watch.errors

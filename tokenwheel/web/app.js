@@ -631,7 +631,8 @@ async function start(event) {
     renderText();
     await loadWheel();
     const code = state.session.classCode;
-    setStatus(() => (code ? t("status.readyClass", { code }) : t("status.ready")));
+    if (lesson.covers) setStatus(() => t("status.guessFirst", { code }));
+    else setStatus(() => (code ? t("status.readyClass", { code }) : t("status.ready")));
   });
   if (started && lesson.covers) ui.guess.focus();
   else if (started) {
