@@ -69,6 +69,7 @@ def guess(page: Page, lang: str, word: str) -> None:
     expect(page.get_by_test_id("lesson")).to_have_attribute("data-state", "waiting")
     expect(page.get_by_test_id("lesson-waiting")).to_contain_text(word)
     expect(page.get_by_test_id("wheel")).to_be_visible()  # the student's own wheel is back
+    expect(page.locator("#status")).to_contain_text(say(lang, "status.readyClass", code="X")[:8])
 
 
 def test_guess_first_round_with_three_students(browser: Browser, server: Server, lang: str) -> None:
@@ -163,15 +164,32 @@ def test_guess_first_round_with_three_students(browser: Browser, server: Server,
         expect(ana.locator("#text .tok")).to_have_count(1)
         check(ana, "student-round-then-spin")
 
+        # the teacher's next round covers Ana's wheel again (her page polls every 10 s
+        # after a reveal), the focus taken from Spin to the guess
+        server.request("POST", f"{base}/rounds", {"prompt": "Once upon a"}, headers=TEACHER)
+        expect(ana.get_by_test_id("lesson")).to_have_attribute(
+            "data-state", "guessing", timeout=20_000
+        )
+        expect(ana.get_by_test_id("lesson-prompt")).to_contain_text("Once upon a")
+        expect(ana.get_by_test_id("wheel")).to_be_hidden()
+        expect(ana.get_by_test_id("guess")).to_be_focused()
+        expect(ana.locator("#status")).to_contain_text(say(lang, "status.guessFirst", code="X")[:8])
+        check(ana, "student-round-second")
+        ana.keyboard.type("time")
+        ana.keyboard.press("Enter")
+        expect(ana.get_by_test_id("lesson")).to_have_attribute("data-state", "waiting")
+        expect(ana.locator("#text .tok")).to_have_count(1)  # her own text is as she left it
+
         # a session in no class: the page stops asking for rounds
         asked: list[str] = []
-        ben.on("request", lambda r: r.url.endswith("/round") and asked.append(r.url))
         ben.fill("#class-code", "")
         expect(ben.get_by_test_id("nickname")).to_be_hidden()
         ben.click("#start")
         idle(ben)
         expect(ben.get_by_test_id("lesson")).to_be_hidden()
         assert session_of(ben) != own["session_id"]
+        # (from now on: a poll of the class session may have left before the new Start)
+        ben.on("request", lambda r: r.url.endswith("/round") and asked.append(r.url))
         ben.wait_for_timeout(10_500)  # longer than a revealed round's poll (10 s)
         assert asked == []
 

@@ -131,6 +131,7 @@ const state = {
   shown: null, // the wedge whose description is shown
   selected: -1, // the token of the text chosen for "Branch here" (-1: none)
   defaultPrompt: "",
+  guessFirst: false, // the status asks for a guess before the wheel
 };
 
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
@@ -168,7 +169,21 @@ const lesson = new Lesson(
   {
     // an open round the student has not guessed covers their own wheel: predict, then see
     onCover: (covered) => {
+      const inPlay = ui.play.contains(document.activeElement);
       if (state.prompt !== null) ui.play.hidden = covered;
+      if (covered && !state.guessFirst && state.prompt !== null) {
+        // a round started while the student was at their wheel: the guess comes first
+        state.guessFirst = true;
+        const code = state.session?.classCode;
+        setStatus(() => t("status.guessFirst", { code }));
+        if (inPlay) ui.guess.focus();
+      }
+      if (!covered && state.guessFirst) {
+        // the guess is in: the status stops asking for it (unless the class is gone)
+        state.guessFirst = false;
+        const code = state.session?.classCode;
+        if (lesson.session) setStatus(() => t("status.readyClass", { code }));
+      }
     },
     // a guess is an event of the session (its version moves) but changes no text: the
     // wheel on screen is still the session's, at the new version
@@ -631,6 +646,7 @@ async function start(event) {
     renderText();
     await loadWheel();
     const code = state.session.classCode;
+    state.guessFirst = lesson.covers;
     if (lesson.covers) setStatus(() => t("status.guessFirst", { code }));
     else setStatus(() => (code ? t("status.readyClass", { code }) : t("status.ready")));
   });

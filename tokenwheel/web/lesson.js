@@ -139,8 +139,12 @@ export class Lesson {
     let shown = "none";
     if (r) shown = r.status === "revealed" ? "revealed" : r.your_guess ? "waiting" : "guessing";
     ui.panel.dataset.state = shown;
-    this.onCover(this.covers);
-    if (!this.session || !r) return;
+    if (r) this.renderRound(r);
+    this.onCover(this.covers); // last: the guess form is shown by then, to take the focus
+  }
+
+  renderRound(r) {
+    const ui = this.ui;
     ui.prompt.textContent = t("lesson.prompt", { prompt: quotedText(r.prompt) });
     ui.form.hidden = !this.covers;
     ui.waiting.hidden = !(r.status === "open" && r.your_guess);
