@@ -98,12 +98,28 @@ function seconds(retryAfter) {
 // What each error means for a student, by status: {kind, title, text, wait}. `kind` lets
 // the page offer the right next step ("expired": start a new session; "rate": wait `wait`
 // seconds). A function may return null to leave the status to the general words.
+// Joining a class and guessing: the server's message says what went wrong (unknown or
+// closed class, nickname taken, one guess per round).
+const JOIN_ERRORS = new Set(["Class not found", "Class closed", "Nickname taken"]);
+const GUESS_ERRORS = new Set(["Already guessed", "Round not open", "Round not found"]);
+
+function classError(error, message) {
+  if (JOIN_ERRORS.has(error.body.error)) {
+    return { kind: "join", title: t("error.join.title"), text: message };
+  }
+  if (GUESS_ERRORS.has(error.body.error)) {
+    return { kind: "guess", title: t("error.guess.title"), text: message };
+  }
+  return null;
+}
+
 export const STUDENT_ERRORS = {
-  404: () => ({
-    kind: "expired",
-    title: t("error.expired.title"),
-    text: t("error.expired.text"),
-  }),
+  404: (error, message) =>
+    classError(error, message) ?? {
+      kind: "expired",
+      title: t("error.expired.title"),
+      text: t("error.expired.text"),
+    },
   429: (error, message) => {
     const wait = seconds(error.retryAfter);
     return {
@@ -113,15 +129,23 @@ export const STUDENT_ERRORS = {
       wait,
     };
   },
-  409: () => ({
-    kind: "conflict",
-    title: t("error.conflict.title"),
-    text: t("error.conflict.text"),
-  }),
-  400: (error) =>
-    /unknown field/i.test(String(error.body.errors?.class_code ?? ""))
-      ? { kind: "request", title: t("error.noClasses.title"), text: t("error.noClasses.text") }
-      : null,
+  409: (error, message) =>
+    classError(error, message) ?? {
+      kind: "conflict",
+      title: t("error.conflict.title"),
+      text: t("error.conflict.text"),
+    },
+  400: (error, message) => {
+    if (/unknown field/i.test(String(error.body.errors?.class_code ?? ""))) {
+      return { kind: "request", title: t("error.noClasses.title"), text: t("error.noClasses.text") };
+    }
+    const nickname = error.body.errors?.nickname;
+    if (nickname || /nickname/i.test(message)) {
+      const text = nickname ? `${message} ${[nickname].flat().join(" ")}` : message;
+      return { kind: "join", title: t("error.join.title"), text };
+    }
+    return null;
+  },
 };
 
 // "Try again in 7 s." (or "in a moment" when the server did not say)

@@ -13,6 +13,7 @@ import {
   threshold as thresholdText,
 } from "./format.js";
 import { languageSwitch, onLanguageChange, t, translatePage } from "./i18n.js";
+import { Lesson } from "./lesson.js";
 import { Rules, rulesOf } from "./rules.js";
 import { SampleChart } from "./sample-chart.js";
 import { textChance, tokenSurprise, uncertainty } from "./surprise.js";
@@ -30,6 +31,9 @@ const ui = {
   model: $("model"),
   modelNote: $("model-note"),
   classCode: $("class-code"),
+  nickname: $("nickname"),
+  nicknameField: $("nickname-field"),
+  guess: $("guess"),
   prompt: $("prompt"),
   start: $("start"),
   message: $("message"),
@@ -112,7 +116,7 @@ const ui = {
 const state = {
   models: [],
   defaultModel: null,
-  session: null, // {id, model, classCode}
+  session: null, // {id, model, classCode, nickname}
   prompt: null,
   history: [],
   currentText: "",
@@ -127,6 +131,7 @@ const state = {
   shown: null, // the wedge whose description is shown
   selected: -1, // the token of the text chosen for "Branch here" (-1: none)
   defaultPrompt: "",
+  guessFirst: false, // the status asks for a guess before the wheel
 };
 
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
@@ -145,6 +150,58 @@ const wheel = new Wheel(ui.wheel, {
 const rules = new Rules(ui.rules, () => sliderChanged());
 const chart = new SampleChart(ui.many);
 const comparison = new CompareView(ui.compare);
+const lesson = new Lesson(
+  {
+    panel: $("lesson"),
+    prompt: $("lesson-prompt"),
+    form: $("guess-form"),
+    input: $("guess"),
+    submit: $("guess-submit"),
+    waiting: $("lesson-waiting"),
+    reveal: $("lesson-reveal"),
+    wheel: $("round-wheel"),
+    info: $("round-info"),
+    own: $("lesson-own"),
+    counts: $("lesson-counts"),
+    unlisted: $("lesson-unlisted"),
+    noCounts: $("lesson-none"),
+  },
+  {
+    // an open round the student has not guessed covers their own wheel: predict, then see
+    onCover: (covered) => {
+      const inPlay = ui.play.contains(document.activeElement);
+      if (state.prompt !== null) ui.play.hidden = covered;
+      if (covered && !state.guessFirst && state.prompt !== null) {
+        // a round started while the student was at their wheel: the guess comes first
+        state.guessFirst = true;
+        const code = state.session?.classCode;
+        setStatus(() => t("status.guessFirst", { code }));
+        if (inPlay) ui.guess.focus();
+      }
+      if (!covered && state.guessFirst) {
+        // the guess is in: the status stops asking for it (unless the class is gone)
+        state.guessFirst = false;
+        const code = state.session?.classCode;
+        if (lesson.session) setStatus(() => t("status.readyClass", { code }));
+      }
+    },
+    // a guess is an event of the session (its version moves) but changes no text: the
+    // wheel on screen is still the session's, at the new version
+    onGuessed: (version) => {
+      state.version = version;
+      if (state.probs) state.probs.version = version;
+    },
+    onError: (error) => showError(error),
+  },
+);
+
+// The nickname field shows once a class code is typed (a class a teacher opened needs
+// one; an old free-text code works without).
+function showNickname() {
+  const shown = ui.classCode.value.trim() !== "";
+  ui.nicknameField.hidden = !shown;
+  ui.setup.classList.toggle("with-nickname", shown);
+}
 
 function noteMotion() {
   document.documentElement.dataset.motion = reducedMotion.matches ? "reduced" : "full";
@@ -189,8 +246,10 @@ function showError(error) {
   setStatus(null);
   if (info.kind === "expired") {
     state.session = null;
+    lesson.leave();
     showSession();
   }
+  if (info.kind === "join") (ui.nicknameField.hidden ? ui.classCode : ui.nickname).focus();
   if (info.kind === "rate" && info.wait) {
     state.blockedUntil = Date.now() + info.wait * 1000;
     window.setTimeout(refreshButtons, info.wait * 1000 + 50);
@@ -324,7 +383,8 @@ function branch() {
       version: state.version,
       token_count: index + 1,
     });
-    state.session = { id: fork.session_id, model: fork.model_name, classCode: parent.classCode };
+    state.session = { ...parent, id: fork.session_id, model: fork.model_name };
+    lesson.leave(); // a fork is in no opened class: it cannot guess
     state.version = fork.version;
     state.prompt = fork.initial_prompt;
     state.landing = null;
@@ -549,8 +609,9 @@ async function start(event) {
     clearMessage();
     const model = ui.model.value;
     const classCode = ui.classCode.value.trim();
+    const nickname = classCode ? ui.nickname.value.trim() : "";
     const s = state.session;
-    if (!s || s.model !== model || s.classCode !== classCode) {
+    if (!s || s.model !== model || s.typedCode !== classCode || s.nickname !== nickname) {
       const info = state.models.find((m) => m.id === model);
       setStatus(
         info && !info.loaded
@@ -559,11 +620,19 @@ async function start(event) {
       );
       const body = { model_name: model };
       if (classCode) body.class_code = classCode; // only when the student typed one
+      if (nickname) body.nickname = nickname;
       const created = await call("POST", "/api/sessions", body);
-      state.session = { id: created.session_id, model: created.model_name, classCode };
+      // the class's code as the teacher got it (a code typed in lower case, with dashes)
+      const code = created.class_code ?? classCode;
+      state.session = { id: created.session_id, model: created.model_name, classCode: code };
+      state.session.nickname = nickname; // as typed: a new Start with it keeps the session
+      state.session.typedCode = classCode;
       state.version = created.version;
       if (info) info.loaded = true;
       showSession();
+      // a nickname in the answer: the session joined a class a teacher opened
+      if (created.nickname) await lesson.join(created.session_id);
+      else lesson.leave();
     }
     setStatus(() => t("status.settingPrompt"));
     const set = await call("POST", `/api/sessions/${state.session.id}/set-prompt`, { prompt });
@@ -573,13 +642,16 @@ async function start(event) {
     state.currentText = set.current_text;
     state.landing = null;
     ui.landing.hidden = true;
-    ui.play.hidden = false;
+    ui.play.hidden = lesson.covers;
     renderText();
     await loadWheel();
     const code = state.session.classCode;
-    setStatus(() => (code ? t("status.readyClass", { code }) : t("status.ready")));
+    state.guessFirst = lesson.covers;
+    if (lesson.covers) setStatus(() => t("status.guessFirst", { code }));
+    else setStatus(() => (code ? t("status.readyClass", { code }) : t("status.ready")));
   });
-  if (started) {
+  if (started && lesson.covers) ui.guess.focus();
+  else if (started) {
     if (narrow.matches) ui.play.scrollIntoView({ block: "start" });
     ui.spin.focus({ preventScroll: narrow.matches });
   }
@@ -811,6 +883,7 @@ function relabel() {
   if (state.prompt !== null) renderText();
   drawWheel();
   renderLanding();
+  lesson.relabel();
   if (state.status) ui.status.textContent = state.status();
   if (state.error && !ui.message.hidden) {
     const info = explain(state.error);
@@ -836,6 +909,7 @@ ui.wheel.addEventListener("pointerdown", (event) => {
   }
 });
 ui.setup.addEventListener("submit", start);
+ui.classCode.addEventListener("input", showNickname);
 ui.prompt.addEventListener("keydown", promptKeys);
 ui.spin.addEventListener("click", spin);
 ui.undo.addEventListener("click", undo);
@@ -859,6 +933,7 @@ ui.threshold.addEventListener("input", sliderChanged);
 ui.model.addEventListener("change", refreshButtons);
 ui.messageAction.addEventListener("click", () => ui.setup.requestSubmit());
 showSettings();
+showNickname();
 rules.show();
 showManyButtons();
 comparison.render();
