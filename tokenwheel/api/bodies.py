@@ -12,6 +12,7 @@ from typing import Any
 
 from tokenwheel.domain.session import GeneratedToken
 from tokenwheel.domain.statistics import ClassStatistics, SessionStatistics
+from tokenwheel.inference.types import TokenProbability
 from tokenwheel.services import SessionView
 from tokenwheel.services.results import (
     AppendResult,
@@ -105,10 +106,10 @@ def set_prompt_body(result: PromptResult) -> dict[str, Any]:
     }
 
 
-def distribution_body(result: DistributionResult) -> dict[str, Any]:
-    """The wheel's body, shared with the teacher's wheel at a past version."""
-    view, d = result.view, result.distribution
-    token = lambda t: {  # noqa: E731
+def wheel_token(t: TokenProbability) -> dict[str, Any]:
+    """One token of a wheel as every wheel body shows it (the student's, the teacher's at
+    a version, a round's revealed wheel)."""
+    return {
         "token_id": t.token_id,
         "token_text": t.token_text,
         "probability": t.probability,
@@ -117,17 +118,22 @@ def distribution_body(result: DistributionResult) -> dict[str, Any]:
         "kept": t.kept,
         "sampling_probability": t.sampling_probability,
     }
+
+
+def distribution_body(result: DistributionResult) -> dict[str, Any]:
+    """The wheel's body, shared with the teacher's wheel at a past version."""
+    view, d = result.view, result.distribution
     return {
         "session_id": view.session_id,
         "current_text": view.current_text,
         "threshold": d.threshold,
         "temperature": d.temperature,
-        "above_threshold_tokens": [token(t) for t in d.above_threshold_tokens],
+        "above_threshold_tokens": [wheel_token(t) for t in d.above_threshold_tokens],
         "other_category": {
             "total_probability": d.other_category.total_probability,
             "token_count": d.other_category.token_count,
             "kept_token_count": d.other_category.kept_token_count,
-            "sample_tokens": [token(t) for t in d.other_category.sample_tokens],
+            "sample_tokens": [wheel_token(t) for t in d.other_category.sample_tokens],
         },
         "total_above_threshold_probability": d.total_above_threshold_probability,
         "vocabulary_size": d.vocabulary_size,

@@ -9,7 +9,7 @@ from typing import Any
 from tokenwheel.inference.types import TokenProbability
 from tokenwheel.services.rounds import GuessResult, Revealed, RoundView, StudentRound
 
-from .bodies import display
+from .bodies import wheel_token
 
 GUESS_FIELDS = (
     "text",
@@ -35,16 +35,7 @@ def revealed_body(result: Revealed) -> dict[str, Any]:
     d, counts = result.distribution, result.counts
 
     def token(t: TokenProbability) -> dict[str, Any]:
-        return {
-            "token_id": t.token_id,
-            "token_text": t.token_text,
-            "probability": t.probability,
-            "log_probability": t.log_probability,
-            **display(t),
-            "kept": t.kept,
-            "sampling_probability": t.sampling_probability,
-            "guess_count": counts.get(t.token_id, 0),
-        }
+        return {**wheel_token(t), "guess_count": counts.get(t.token_id, 0)}
 
     return {
         "wheel": {

@@ -37,7 +37,7 @@ from .continuations import Continuation, Continuations
 from .gateway import ModelGateway
 from .idempotency import IdempotencyKey, IdempotencyKeys
 from .ports import Clock, EventStore, LanguageModels
-from .repository import SessionRepository
+from .repository import Loaded, SessionRepository
 from .results import Created
 from .views import SessionViews
 
@@ -176,14 +176,12 @@ class Lab:
         check_seed(seed)
         if isinstance(n, bool) or not isinstance(n, int) or not MIN_SAMPLES <= n <= MAX_SAMPLES:
             raise InvalidCommand(f"n must be a whole number from {MIN_SAMPLES} to {MAX_SAMPLES}.")
-        loaded = self.repository.load(session_id)
+        loaded = self._with_prompt(session_id)
         state = loaded.state
-        domain.require_prompt(state)
-        self.models.check_room(state.model_name, state.token_ids)
         wheel = self.models.distribution(
             state.model_name, state.token_ids, temperature, threshold, 0, rules
         )
-        used = seed if seed is not None else self.rng.randint(0, MAX_SEED)
+        used = self._seed(seed)
         head, other = wheel.above_threshold_tokens, wheel.other_category
         widths = [t.sampling_probability for t in head]
         counts = wheel_counts(widths, other.sampling_probability, n, used)
@@ -218,11 +216,9 @@ class Lab:
         check_wheel_settings(DEFAULT_THRESHOLD, temperature)
         check_sampling_rules(rules.top_k, rules.top_p, rules.min_p)
         check_seed(seed)
-        loaded = self.repository.load(session_id)
+        loaded = self._with_prompt(session_id)
         state = loaded.state
-        domain.require_prompt(state)
-        self.models.check_room(state.model_name, state.token_ids)
-        used = seed if seed is not None else self.rng.randint(0, MAX_SEED)
+        used = self._seed(seed)
         greedy, sampled = self.continuations.compare(
             state.model_name, state.token_ids, steps, temperature, used, rules
         )
@@ -240,3 +236,14 @@ class Lab:
             current_text=current,
             current_log_probability=math.fsum(t.log_probability for t in state.generated),
         )
+
+    def _with_prompt(self, session_id: str) -> Loaded:
+        """The session, which must have a prompt and room for one more token."""
+        loaded = self.repository.load(session_id)
+        domain.require_prompt(loaded.state)
+        self.models.check_room(loaded.state.model_name, loaded.state.token_ids)
+        return loaded
+
+    def _seed(self, seed: int | None) -> int:
+        """The seed asked for, or a fresh one (returned so a run can be repeated)."""
+        return seed if seed is not None else self.rng.randint(0, MAX_SEED)
