@@ -266,8 +266,15 @@ def test_a_round_guess_and_reveal(app: Flask, client: FlaskClient) -> None:
     ]
     assert detail["guess_count"] == 3 and detail["status"] == "open"
 
+    # the projector reads the reveal with GET: 409 before it
+    count = event_count(app)
+    not_yet = teacher(client, "GET", f"/{code}/rounds/{rid}/reveal", 409)
+    assert not_yet["error"] == "Round not revealed" and event_count(app) == count
     revealed = teacher(client, "POST", f"/{code}/rounds/{rid}/reveal")
     assert revealed["status"] == "revealed" and revealed["revealed_at"] is not None
+    count = event_count(app)
+    assert teacher(client, "GET", f"/{code}/rounds/{rid}/reveal") == revealed
+    assert event_count(app) == count
     wheel = revealed["wheel"]
     counts = {t["token_id"]: t["guess_count"] for t in wheel["above_threshold_tokens"]}
     assert counts.get(mat, 0) == (2 if mat in counts else 0)

@@ -182,3 +182,18 @@ def reveal_round(class_code: str, round_id: str) -> Any:
     """
     result = rounds().reveal(class_code, round_id)
     return {**round_body(result.view), **revealed_body(result)}
+
+
+@blp.route("/<class_code>/rounds/<round_id>/reveal", methods=["GET"])
+@teacher_only
+@blp.response(200, c.RevealedRoundSchema)
+@blp.alt_response(404, schema=s.ApiErrorSchema, **NO_ROUND)
+@blp.alt_response(409, schema=s.ApiErrorSchema, description="The round is not revealed yet.")
+def read_reveal(class_code: str, round_id: str) -> Any:
+    """Read a revealed round's wheel with the class's guesses
+
+    The same answer as the reveal (POST), for a round already revealed, without
+    changing anything: what the projector shows. 409 before the reveal.
+    """
+    result = rounds().revealed(class_code, round_id)
+    return {**round_body(result.view), **revealed_body(result)}

@@ -56,6 +56,12 @@ class RoundNotOpen(Conflict):
     error = "Round not open"
 
 
+class RoundNotRevealed(Conflict):
+    """Its wheel is read before the teacher revealed it."""
+
+    error = "Round not revealed"
+
+
 class AlreadyGuessed(Conflict):
     error = "Already guessed"
 

@@ -25,6 +25,7 @@ from tokenwheel.domain.errors import (
     NotInClass,
     RoundNotFound,
     RoundNotOpen,
+    RoundNotRevealed,
     VersionConflict,
 )
 from tokenwheel.domain.events import GuessMade
@@ -156,6 +157,14 @@ class Rounds:
                 after = self.class_streams.save(before, new_events)
                 return RoundView(self._round_record(after, round_id), 0)
         raise AssertionError("attempts() raises when it runs out")
+
+    def revealed(self, raw_code: str, round_id: str) -> Revealed:
+        """A revealed round's wheel with its counts, read without changing anything."""
+        state = self.class_streams.load(raw_code)
+        current = state.round(round_id)
+        if current.status != ROUND_REVEALED:
+            raise RoundNotRevealed("The teacher has not revealed this round yet.")
+        return self._revealed(current, state.class_code)
 
     def list_rounds(self, raw_code: str) -> list[RoundView]:
         state = self.class_streams.load(raw_code)

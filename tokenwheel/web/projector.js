@@ -2,8 +2,8 @@
 // for the back of a room. It shows the class's current round: before the reveal its
 // prompt and how many guesses came in; after it the round's wheel with the class's
 // guesses marked (rounds.js) and the guesses no wedge holds. It polls the class every
-// 2 s (GET /api/teacher/classes/{code}); a revealed round's wheel comes from the reveal
-// route, which answers a revealed round the same again and stores nothing. The token is
+// 2 s (GET /api/teacher/classes/{code}); a revealed round's wheel is read with a GET of
+// its reveal route, which changes nothing. The token is
 // the teacher page's (this tab's session storage), or typed here.
 //
 // With &session=ID it shows one student's live wheel instead: their nickname, their text
@@ -124,7 +124,7 @@ async function refresh() {
     const room = await request("GET", "");
     const last = room.rounds.at(-1);
     if (last?.status === "revealed" && state.result?.round_id !== last.round_id) {
-      state.result = await request("POST", `/rounds/${last.round_id}/reveal`);
+      state.result = await request("GET", `/rounds/${last.round_id}/reveal`);
     }
     state.room = room;
     state.error = null;
