@@ -2,7 +2,8 @@
 
 The tiers: a test that needs a real model (the ``registry`` fixture, directly or through
 ``app``, ``client``, ``student``, ``gemma``..., or anything under tests/models) is marked
-``model`` here; ``server`` and ``browser`` tests are marked where they are written.
+``model`` here; ``server``, ``browser`` and ``processes`` tests are marked where they are
+written.
 ``make test-fast`` runs everything else. This module imports no torch: tests/unit must not.
 """
 

@@ -181,6 +181,7 @@ def test_scheduler_off_when_interval_is_zero(
     assert app.extensions["tokenwheel.scheduler"] is None
 
 
+@pytest.mark.processes
 def test_two_app_processes_run_the_scheduled_purge_once_per_session(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -227,6 +228,7 @@ def report(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
     return answers
 
 
+@pytest.mark.processes
 def test_three_app_processes_purge_once_per_interval_and_hand_over_the_lead(
     database_url: str, tmp_path: Path
 ) -> None:
