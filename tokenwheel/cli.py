@@ -114,7 +114,7 @@ def cmd_rebuild_index(args: argparse.Namespace, settings: Settings) -> int:
 
     app = create_app(settings, start_scheduler=False)
     count = app.extensions["tokenwheel.maintenance"].rebuild_index()
-    print(f"session_index rebuilt from the events of {count} sessions")
+    print(f"session_index and the class tables rebuilt from the events of {count} sessions")
     return 0
 
 
@@ -233,9 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("purge", help="expire idle sessions and purge old ones now").set_defaults(
         func=cmd_purge
     )
-    sub.add_parser("rebuild-index", help="rebuild session_index from the event table").set_defaults(
-        func=cmd_rebuild_index
-    )
+    sub.add_parser(
+        "rebuild-index", help="rebuild session_index and the class tables from the event table"
+    ).set_defaults(func=cmd_rebuild_index)
     export = sub.add_parser(
         "export-events",
         help="write the event table as CSV or JSON Lines (see docs/events.md)",

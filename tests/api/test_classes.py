@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -486,3 +487,65 @@ def test_a_class_nobody_joined_yet_has_empty_statistics(client: FlaskClient) -> 
     stats = teacher(client, "GET", f"/{code}/statistics")
     assert stats["session_count"] == 0 and stats["tokens_appended"] == 0
     assert_error(client.get("/api/teacher/classes/ZZZZZZ/statistics", headers=AUTH), 404)
+
+
+CLASS_TABLES = {
+    "class_index": "class_code",
+    "round_index": "round_id",
+    "nickname_claims": "nickname_key",
+    "guess_index": "session_id",
+}
+
+
+def parse_time(value: Any) -> datetime:
+    """A timestamp as SQLite (text) or PostgreSQL (a datetime) gives it back."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def class_tables(app: Flask) -> dict[str, list[Any]]:
+    with app.extensions["tokenwheel.engine"].connect() as conn:
+        return {
+            table: [
+                tuple(row)
+                for row in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {key}")).all()
+            ]
+            for table, key in CLASS_TABLES.items()
+        }
+
+
+def test_rebuild_index_writes_the_class_tables_again_from_the_events(
+    app: Flask, client: FlaskClient
+) -> None:
+    code = open_class(client)
+    other = open_class(client, "8a")
+    sids = [join(client, code, name)["session_id"] for name in ("Ana", "Ben")]
+    join(client, other, "Cy")
+    first = start_round(client, code)
+    guess(client, sids[0], first, "mat")
+    guess(client, sids[1], first, "mats")
+    teacher(client, "POST", f"/{code}/rounds/{first}/reveal")
+    second = start_round(client, code)
+    guess(client, sids[1], second, "hat")
+    teacher(client, "POST", f"/{other}/close")
+    before = class_tables(app)
+    assert [len(rows) for rows in before.values()] == [2, 2, 3, 3]
+    with app.extensions["tokenwheel.engine"].begin() as conn:
+        for table in CLASS_TABLES:
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    assert all(not rows for rows in class_tables(app).values())
+    events = event_count(app)
+
+    assert app.extensions["tokenwheel.maintenance"].rebuild_index() == 3
+    after = class_tables(app)
+    # a class's last activity is its last event's or join's time: the live write took it
+    # from the clock a moment after the event's own
+    for row, rebuilt in zip(before["class_index"], after["class_index"], strict=True):
+        assert rebuilt[:6] + rebuilt[7:] == row[:6] + row[7:]
+        assert 0 <= (parse_time(row[6]) - parse_time(rebuilt[6])).total_seconds() < 1
+    assert {k: v for k, v in after.items() if k != "class_index"} == {
+        k: v for k, v in before.items() if k != "class_index"
+    }
+    assert event_count(app) == events
+    # and the rebuilt tables serve: the nickname is taken, the open round takes a guess
+    join(client, code, "ana", expect=409)
+    guess(client, sids[0], second, "cat")

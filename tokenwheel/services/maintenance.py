@@ -4,11 +4,22 @@ the models this server can serve."""
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import timedelta
 
+from tokenwheel.domain import classes as class_domain
 from tokenwheel.domain import session as domain
 from tokenwheel.domain.errors import ModelUnavailable, UnknownModel
+from tokenwheel.domain.events import Event, GuessMade
+from tokenwheel.domain.rules import check_nickname
 from tokenwheel.settings import Settings
+from tokenwheel.store.class_records import (
+    NicknameClaim,
+    class_record,
+    guess_record,
+    round_record,
+)
 
 from .clock import utcnow
 from .gateway import ModelGateway
@@ -70,17 +81,54 @@ class Maintenance:
         return expired, purged
 
     def rebuild_index(self) -> int:
-        """Write every session's index row again from its events."""
+        """Write every session's index row again from its events, then every class's
+        rows: the class, its rounds, its nicknames and its guesses. Answers the number
+        of sessions."""
         count = 0
+        joined: dict[str, list[tuple[domain.SessionState, list[Event]]]] = defaultdict(list)
         for session_id in self.store.session_ids():
-            state = domain.replay(self.store.load(session_id))
+            stored = self.store.load(session_id)
+            state = domain.replay(stored)
             if state is None:
                 continue
             record = self.store.get_record(session_id)
             last = record.last_accessed if record else state.updated_at
             self.store.rebuild_record(domain.summarize(state), last)
             count += 1
+            if state.class_code is not None and state.nickname is not None:
+                joined[state.class_code].append((state, stored))
+        if self.classes is not None:
+            for code in self.classes.class_codes():
+                self._rebuild_class(code, joined.get(code, []))
         return count
+
+    def _rebuild_class(
+        self, code: str, joined: Sequence[tuple[domain.SessionState, list[Event]]]
+    ) -> None:
+        assert self.classes is not None
+        state = class_domain.replay(self.store.load(class_domain.class_stream(code)))
+        if state is None:
+            return
+        claims = [
+            NicknameClaim(
+                code, check_nickname(s.nickname)[1], s.nickname, s.session_id, s.created_at
+            )
+            for s, _ in joined
+            if s.nickname is not None
+        ]
+        guesses = [
+            guess_record(event, code)
+            for _, stored in joined
+            for event in stored
+            if isinstance(event, GuessMade)
+        ]
+        last_activity = max([state.updated_at, *(s.created_at for s, _ in joined)])
+        self.classes.rebuild_class(
+            class_record(state, last_activity),
+            [round_record(code, r) for r in state.rounds],
+            claims,
+            guesses,
+        )
 
     def readiness(self) -> Readiness:
         """Whether this process can serve students: the database answers and the
