@@ -40,6 +40,7 @@ from .services import (
     TextScoring,
 )
 from .settings import Settings
+from .store.class_rebuild import SqlClassRebuild
 from .store.classes import SqlClassStore
 from .store.database import is_sqlite, make_engine
 from .store.feed import SqlClassFeed
@@ -129,7 +130,9 @@ def create_app(
                 daemon=True,
             ).start()
         models = registry
-    maintenance = Maintenance(store, models, settings, classes=classes)
+    maintenance = Maintenance(
+        store, models, settings, classes=classes, class_rebuild=SqlClassRebuild(engine)
+    )
     app.extensions["tokenwheel.settings"] = settings
     app.extensions["tokenwheel.engine"] = engine
     sessions = StudentSessions(store, models, settings)

@@ -23,7 +23,7 @@ from tokenwheel.store.class_records import (
 
 from .clock import utcnow
 from .gateway import ModelGateway
-from .ports import ClassStore, Clock, EventStore, LanguageModels
+from .ports import ClassRebuild, ClassStore, Clock, EventStore, LanguageModels
 from .results import ModelsResult, Readiness
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,11 @@ class Maintenance:
         settings: Settings,
         clock: Clock = utcnow,
         classes: ClassStore | None = None,
+        class_rebuild: ClassRebuild | None = None,
     ) -> None:
         self.store = store
         self.classes = classes
+        self.class_rebuild = class_rebuild
         self.models = ModelGateway(models)
         self.settings = settings
         self.clock = clock
@@ -97,15 +99,15 @@ class Maintenance:
             count += 1
             if state.class_code is not None and state.nickname is not None:
                 joined[state.class_code].append((state, stored))
-        if self.classes is not None:
-            for code in self.classes.class_codes():
+        if self.class_rebuild is not None:
+            for code in self.class_rebuild.class_codes():
                 self._rebuild_class(code, joined.get(code, []))
         return count
 
     def _rebuild_class(
         self, code: str, joined: Sequence[tuple[domain.SessionState, list[Event]]]
     ) -> None:
-        assert self.classes is not None
+        assert self.class_rebuild is not None
         state = class_domain.replay(self.store.load(class_domain.class_stream(code)))
         if state is None:
             return
@@ -123,7 +125,7 @@ class Maintenance:
             if isinstance(event, GuessMade)
         ]
         last_activity = max([state.updated_at, *(s.created_at for s, _ in joined)])
-        self.classes.rebuild_class(
+        self.class_rebuild.rebuild_class(
             class_record(state, last_activity),
             [round_record(code, r) for r in state.rounds],
             claims,

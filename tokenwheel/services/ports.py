@@ -210,14 +210,6 @@ class ClassStore(Protocol):
         """RoundNotFound, RoundNotOpen (revealed before this committed), VersionConflict."""
 
     def purge_classes(self, closed_before: datetime, idle_before: datetime) -> int: ...
-    def rebuild_class(
-        self,
-        record: ClassRecord,
-        rounds: Sequence[RoundRecord],
-        claims: Sequence[NicknameClaim],
-        guesses: Sequence[GuessRecord],
-    ) -> None: ...
-    def class_codes(self) -> list[str]: ...
     def get_class(self, class_code: str) -> ClassRecord | None: ...
     def code_in_use(self, class_code: str) -> bool: ...
     def list_classes(self, status: str | None, limit: int, offset: int) -> ClassPage: ...
@@ -225,3 +217,19 @@ class ClassStore(Protocol):
     def get_round(self, round_id: str) -> RoundRecord | None: ...
     def list_rounds(self, class_code: str) -> list[RoundRecord]: ...
     def guesses(self, round_id: str) -> list[tuple[GuessRecord, str | None]]: ...
+
+
+class ClassRebuild(Protocol):
+    """The class read models written again from the events (``tokenwheel.store.class_rebuild``)."""
+
+    def class_codes(self) -> list[str]:
+        """The code of every class with a stream in the event log."""
+
+    def rebuild_class(
+        self,
+        record: ClassRecord,
+        rounds: Sequence[RoundRecord],
+        claims: Sequence[NicknameClaim],
+        guesses: Sequence[GuessRecord],
+    ) -> None:
+        """Replace the class's rows, its rounds, nicknames and guesses in one transaction."""

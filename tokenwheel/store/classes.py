@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from tokenwheel.domain.classes import CLASS_STREAM_PREFIX, class_stream
+from tokenwheel.domain.classes import class_stream
 from tokenwheel.domain.errors import (
     ClassNotFound,
     ClassNotOpen,
@@ -196,45 +196,7 @@ class SqlClassStore:
             conn.execute(class_index.delete().where(c.class_code.in_(codes)))
             return len(codes)
 
-    def rebuild_class(
-        self,
-        record: ClassRecord,
-        rounds: Sequence[RoundRecord],
-        claims: Sequence[NicknameClaim],
-        guesses: Sequence[GuessRecord],
-    ) -> None:
-        """Write a class's read models again from its events (``tokenwheel
-        rebuild-index``), in one transaction: its row, its rounds, its nicknames and its
-        guesses replace whatever was there. ``last_activity`` never moves back."""
-        with write_connection(self.engine) as conn, conn.begin():
-            previous = self._class(conn, record.class_code, lock=True)
-            if previous is not None:
-                last = max(previous.last_activity, record.last_activity)
-                record = ClassRecord(**{**asdict(record), "last_activity": last})
-                conn.execute(
-                    class_index.delete().where(class_index.c.class_code == record.class_code)
-                )
-            for table in (guess_index, round_index, nickname_claims):
-                conn.execute(table.delete().where(table.c.class_code == record.class_code))
-            conn.execute(class_index.insert().values(**asdict(record)))
-            for rows, table in ((rounds, round_index), (claims, nickname_claims)):
-                for row in rows:
-                    conn.execute(table.insert().values(**asdict(row)))
-            for guess in guesses:
-                conn.execute(guess_index.insert().values(**asdict(guess)))
-
     # ------------------------------------------------------------ reads
-
-    def class_codes(self) -> list[str]:
-        """The code of every class with a stream in the event log."""
-        query = (
-            sa.select(events.c.session_id)
-            .where(events.c.session_id.startswith(CLASS_STREAM_PREFIX))
-            .distinct()
-        )
-        with self.engine.connect() as conn:
-            streams = conn.execute(query).scalars().all()
-        return sorted(stream[len(CLASS_STREAM_PREFIX) :] for stream in streams)
 
     @staticmethod
     def _class(conn: sa.Connection, class_code: str, lock: bool = False) -> ClassRecord | None:
