@@ -65,6 +65,7 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("live.js", "javascript"),
         ("live-grid.js", "javascript"),
         ("classes.js", "javascript"),
+        ("class-charts.js", "javascript"),
         ("rounds.js", "javascript"),
         ("projector.js", "javascript"),
         ("i18n.js", "javascript"),
@@ -127,6 +128,7 @@ SCRIPTS = (
     "live.js",
     "live-grid.js",
     "classes.js",
+    "class-charts.js",
     "rounds.js",
     "projector.js",
 )
