@@ -100,6 +100,7 @@ export class ClassDesk {
     this.room = null;
     this.current = null;
     this.result = null;
+    this.charts.forClass(null); // signed out: no class's numbers stay on the page
   }
 
   async open() {
