@@ -65,6 +65,7 @@ def test_the_pages_are_served(client: FlaskClient, url: str, script: str) -> Non
         ("live.js", "javascript"),
         ("live-grid.js", "javascript"),
         ("classes.js", "javascript"),
+        ("class-charts.js", "javascript"),
         ("rounds.js", "javascript"),
         ("projector.js", "javascript"),
         ("i18n.js", "javascript"),
@@ -127,6 +128,7 @@ SCRIPTS = (
     "live.js",
     "live-grid.js",
     "classes.js",
+    "class-charts.js",
     "rounds.js",
     "projector.js",
 )
@@ -328,3 +330,18 @@ def test_no_words_in_the_scripts(script: str) -> None:
         if WORDS.search(text) and text.strip() not in TECHNICAL and not text.startswith("(")
     ]
     assert words == []
+
+
+@pytest.mark.parametrize("sheet", ["style.css", "lab.css"])
+def test_every_rule_of_the_style_sheets_is_closed(sheet: str) -> None:
+    """A rule left open (a merge once dropped two closing braces) nests every rule after
+    it under its selector, where they match nothing, and no browser says so."""
+    text = re.sub(r"/\*.*?\*/", "", (WEB / sheet).read_text(), flags=re.S)
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        opened = line.strip().endswith("{")
+        if opened and depth and not line.startswith("  "):
+            raise AssertionError(f"{sheet}:{number}: a rule starts inside another: {line}")
+        depth += line.count("{") - line.count("}")
+        assert depth >= 0, f"{sheet}:{number}: closes a rule never opened"
+    assert depth == 0

@@ -311,7 +311,9 @@ def class_statistics(class_code: str) -> dict[str, Any]:
     The class's current texts pooled token by token (so a long text weighs more than a
     short one), and, for sessions that share a wheel (same model, prompt and first-token
     temperature), how often each first token was chosen against how often the model's
-    probability expects it (`expected` = probability x sessions).
+    probability expects it (`expected` = probability x sessions). `students` gives each
+    session's own current text: its token count, average probability and Other rate, with
+    the student's nickname (teachers only).
     """
     report = teaching().class_statistics(class_code)
     body = statistics_body(report.statistics)

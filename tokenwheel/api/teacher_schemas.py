@@ -36,6 +36,41 @@ class FirstTokenGroupSchema(Schema):
     )
 
 
+class StudentStatisticsSchema(Schema):
+    session_id = fields.String(required=True)
+    nickname = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The nickname the student joined with (teachers only); null for "
+            "a session that joined without one (an old free-text class code)."
+        },
+    )
+    tokens_generated = fields.Integer(
+        required=True, metadata={"description": "Tokens in the session's current text."}
+    )
+    average_probability = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Mean of the probability recorded for each token of the current "
+            "text when it was chosen; null without tokens."
+        },
+    )
+    other_count = fields.Integer(
+        required=True,
+        metadata={"description": "Tokens of the current text taken from the Other wedge."},
+    )
+    other_rate = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "other_count / tokens_generated: the share of the current text "
+            "picked from Other; null without tokens."
+        },
+    )
+
+
 class ClassStatisticsSchema(TextStatisticsSchema):
     class_code = fields.String(required=True)
     session_count = fields.Integer(required=True)
@@ -46,6 +81,14 @@ class ClassStatisticsSchema(TextStatisticsSchema):
             "description": "For each wheel two or more sessions shared (same model, prompt "
             "and first-token temperature): how often each first token was chosen, against "
             "how often the model's probability expects it."
+        },
+    )
+    students = fields.List(
+        fields.Nested(StudentStatisticsSchema),
+        required=True,
+        metadata={
+            "description": "One entry per session of the class, in the order they joined: "
+            "its current text's token count, average probability and Other rate."
         },
     )
 

@@ -141,6 +141,39 @@ class FirstTokenGroup:
 
 
 @dataclass(frozen=True)
+class StudentStatistics:
+    """One session of a class, as a teacher compares students: the tokens of its current
+    text, their average recorded probability and the share of them taken from the Other
+    wedge (both None before the first token). ``nickname`` is None for a session that
+    joined without one (an old free-text class code)."""
+
+    session_id: str
+    nickname: str | None
+    tokens_generated: int
+    average_probability: float | None
+    other_count: int
+    other_rate: float | None
+
+
+def student_statistics(states: Iterable[SessionState]) -> tuple[StudentStatistics, ...]:
+    """One entry per session, in the order the students joined (then by session id)."""
+    result = []
+    for state in sorted(states, key=lambda s: (s.created_at, s.session_id)):
+        text = text_statistics(state.generated)
+        result.append(
+            StudentStatistics(
+                session_id=state.session_id,
+                nickname=state.nickname,
+                tokens_generated=text.tokens_generated,
+                average_probability=text.average_probability,
+                other_count=text.other_count,
+                other_rate=text.other_rate,
+            )
+        )
+    return tuple(result)
+
+
+@dataclass(frozen=True)
 class ClassStatistics:
     class_code: str
     session_count: int
@@ -150,11 +183,13 @@ class ClassStatistics:
     undo_count: int
     text: TextStatistics
     first_tokens: tuple[FirstTokenGroup, ...]
+    students: tuple[StudentStatistics, ...]
 
 
 def class_statistics(class_code: str, streams: Iterable[Sequence[Event]]) -> ClassStatistics:
     """The class's texts pooled token by token (a long text weighs more than a short one),
-    and the first-token comparison for every wheel at least two sessions shared."""
+    the first-token comparison for every wheel at least two sessions shared, and each
+    session's own text."""
     per_session = [(session_statistics(s), _final_state(s)) for s in streams if s]
     return ClassStatistics(
         class_code=class_code,
@@ -165,6 +200,7 @@ def class_statistics(class_code: str, streams: Iterable[Sequence[Event]]) -> Cla
         undo_count=sum(stats.undo_count for stats, _ in per_session),
         text=text_statistics(t for _, state in per_session for t in state.generated),
         first_tokens=first_token_groups([state for _, state in per_session]),
+        students=student_statistics(state for _, state in per_session),
     )
 
 

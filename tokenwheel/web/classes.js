@@ -2,11 +2,12 @@
 // to read aloud), the teacher's classes with close and reopen, and one class chosen: its
 // students, its rounds, a guess-first round started, followed (the guesses come in, polled
 // every 2 s) and revealed (rounds.js draws the wheel with the guesses marked). Links to
-// the class's live grid and to the projector view. Only the teacher API, with the token
-// the teacher page holds.
+// the class's live grid and to the projector view; the class's charts (class-charts.js).
+// Only the teacher API, with the token the teacher page holds.
 
 import { call } from "./api.js";
 import { count, decimal, quotedText, shortDateTime } from "./format.js";
+import { ClassCharts } from "./class-charts.js";
 import { t } from "./i18n.js";
 import { drawRevealed, listRevealed } from "./rounds.js";
 import { Wheel } from "./wheel.js";
@@ -59,6 +60,8 @@ export class ClassDesk {
     this.result = null; // its reveal answer
     this.timer = 0;
     this.wheel = new Wheel($("round-wheel"), { onShow: () => {} });
+    // the chosen class's charts (class-charts.js), drawn when the teacher asks
+    this.charts = new ClassCharts({ request: (...args) => this.request(...args), attempt });
 
     this.ui.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -97,6 +100,7 @@ export class ClassDesk {
     this.room = null;
     this.current = null;
     this.result = null;
+    this.charts.forClass(null); // signed out: no class's numbers stay on the page
   }
 
   async open() {
@@ -202,6 +206,7 @@ export class ClassDesk {
     const room = this.room;
     if (!room) return;
     this.ui.room.dataset.classCode = room.class_code;
+    this.charts.forClass(room.class_code);
     this.ui.roomTitle.textContent = t("classes.roomTitle", { name: room.name, code: room.class_code });
     this.ui.roomMeta.textContent = t("classes.roomMeta", {
       status: t(`classes.status.${room.status}`),
@@ -348,5 +353,6 @@ export class ClassDesk {
     this.renderList();
     this.renderJoin();
     this.renderRoom();
+    this.charts.render();
   }
 }
