@@ -2,7 +2,7 @@
 gave the token there after the tokens before it, its rank, and the most likely tokens.
 
 The full pass keeps the logits of every position (``logits_to_keep=0``); each row's
-log-sum-exp is taken in float64 a chunk of positions at a time, as the wheel's softmax
+log-sum-exp is taken a chunk of positions at a time, as the wheel's softmax
 (``distribution.log_probabilities`` at temperature 1: largest logit subtracted, the same
 floor), and only numbers for the asked token and the top few cross back to the caller:
 never a vocabulary-sized row per position.
@@ -46,7 +46,8 @@ def position_numbers(
     ``ids[i + 1]``. Only the normalizer is computed over the whole row in float64; the
     probabilities are read for the asked token and the top few. Ranks and the top few
     come from the float32 logits: softmax keeps their order, and distinct float32 logits
-    stay distinct probabilities in float64, so the order (ties by id) is the wheel's."""
+    stay distinct probabilities in float64, so the order (ties by id) is the wheel's.
+    Whole chunks at a time: no Python loop over a row's alternatives."""
     results = [first_position(ids[0])]
     for start in range(0, len(ids) - 1, CHUNK):
         rows = logits[start : start + CHUNK]
@@ -55,32 +56,52 @@ def position_numbers(
         normalizer = torch.logsumexp(wide - top, dim=-1, keepdim=True)
         targets = torch.tensor(ids[start + 1 : start + 1 + rows.shape[0]], dtype=torch.long)
         ranks = ((rows > rows.gather(1, targets[:, None])).sum(dim=1) + 1).tolist()
-        target_logp = _log_probabilities(wide, top, normalizer, targets[:, None])
-        k = min(alternatives, rows.shape[1])
-        best = torch.topk(rows, min(k + 1, rows.shape[1]), dim=1)
-        for row in range(rows.shape[0]):
-            chosen = _most_likely(rows[row], best.values[row], best.indices[row], k)
-            logp = _log_probabilities(wide[row], top[row], normalizer[row], chosen)
+        chosen = _most_likely_rows(rows, min(alternatives, rows.shape[1]))
+        target_logp = _log_probabilities(rows, top, normalizer, targets[:, None])[:, 0]
+        chosen_logp = _log_probabilities(rows, top, normalizer, chosen)
+        rows_out = zip(
+            targets.tolist(),
+            target_logp.exp().tolist(),
+            target_logp.tolist(),
+            ranks,
+            chosen.tolist(),
+            chosen_logp.exp().tolist(),
+            chosen_logp.tolist(),
+            strict=True,
+        )
+        for token_id, p, logp, rank, alt_ids, alt_p, alt_logp in rows_out:
             results.append(
                 PositionNumbers(
-                    token_id=int(targets[row]),
-                    probability=float(target_logp[row, 0].exp()),
-                    log_probability=float(target_logp[row, 0]),
-                    rank=int(ranks[row]),
-                    alternative_ids=tuple(chosen.tolist()),
-                    alternative_probabilities=tuple(logp.exp().tolist()),
-                    alternative_log_probabilities=tuple(logp.tolist()),
+                    token_id=token_id,
+                    probability=p,
+                    log_probability=logp,
+                    rank=int(rank),
+                    alternative_ids=tuple(alt_ids),
+                    alternative_probabilities=tuple(alt_p),
+                    alternative_log_probabilities=tuple(alt_logp),
                 )
             )
     return tuple(results)
 
 
+def _most_likely_rows(rows: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` most likely ids of every row, ties by id as on the wheel."""
+    if k <= 0:
+        return torch.empty((rows.shape[0], 0), dtype=torch.long)
+    best = torch.topk(rows, min(k + 1, rows.shape[1]), dim=1)
+    chosen = best.indices[:, :k].clone()
+    tied = (best.values[:, 1:] == best.values[:, :-1]).any(dim=1)
+    for row in torch.nonzero(tied).flatten().tolist():
+        chosen[row] = _most_likely(rows[row], best.values[row], best.indices[row], k)
+    return chosen
+
+
 def _log_probabilities(
-    wide: torch.Tensor, top: torch.Tensor, normalizer: torch.Tensor, index: torch.Tensor
+    rows: torch.Tensor, top: torch.Tensor, normalizer: torch.Tensor, index: torch.Tensor
 ) -> torch.Tensor:
     """``distribution.log_probabilities`` at temperature 1, read at ``index`` only: the
     largest logit subtracted, minus the row's log-sum-exp, floored."""
-    picked = wide.gather(-1, index)
+    picked = rows.gather(-1, index)
     return ((picked - top) - normalizer).clamp_(min=LOG_PROBABILITY_FLOOR)
 
 
