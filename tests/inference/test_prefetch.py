@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.inference.fake_weights import FakeWeights
+from tests.inference.fake_weights import FakeEngine, FakeWeights, RegistryOnFakeWeights
 from tokenwheel.inference.engine import InferenceEngine
 from tokenwheel.inference.passes import LogitsRequest
 
@@ -149,3 +149,37 @@ def test_shutdown_drops_waiting_prefetches(
     release(batcher, first)
     stopper.join(TIMEOUT)
     assert waiting.cancelled() and batcher.served == [[(1,)]]
+
+
+# ---------------------------------------------------------------- the registry's side
+
+
+def test_a_prefetch_lands_in_the_logits_cache_and_the_wheel_costs_no_pass(
+    fake_weights: RegistryOnFakeWeights,
+) -> None:
+    engine = fake_weights.engine
+    assert isinstance(engine, FakeEngine)
+    ids = fake_weights.encode_prompt("fake", "The cat sat")
+    fake_weights.prefetch("fake", ids, "session-1")
+    assert engine.prefetched == [(tuple(ids), "session-1")]
+    assert fake_weights.prefetches.landed == 1
+    passes = fake_weights.forward_passes
+    wheel = fake_weights.distribution("fake", ids, 0.8, 0.05, 10)
+    assert fake_weights.forward_passes == passes  # served from the cache
+    assert wheel.vocabulary_size == MODEL.vocabulary_size
+    # and the numbers are the ones a pass gives
+    fake_weights.cache.drop_model("fake")
+    fake_weights.prepared_cache.drop_model("fake")
+    assert fake_weights.distribution("fake", ids, 0.8, 0.05, 10) == wheel
+
+
+def test_nothing_is_prefetched_that_is_cached_or_for_a_model_not_loaded(
+    fake_weights: RegistryOnFakeWeights,
+) -> None:
+    engine = fake_weights.engine
+    assert isinstance(engine, FakeEngine)
+    ids = fake_weights.encode_prompt("fake", "The cat")
+    fake_weights.distribution("fake", ids, 1.0, 0.05, 10)
+    fake_weights.prefetch("fake", ids, "s")  # an undo back to a cached wheel
+    fake_weights.prefetch("gpt2", ids, "s")  # in the catalog, not loaded: never loads it
+    assert engine.prefetched == [] and not fake_weights.loaded("gpt2")
