@@ -278,6 +278,9 @@ class FakeModels:
         self._logits: dict[tuple[str, tuple[int, ...]], list[float]] = {}
         self._prepared: dict[tuple[str, tuple[int, ...], float], Prepared] = {}
         self._lock = threading.Lock()
+        self.forward_passes = 0  # logits computed, not found in the cache
+        self.prefetches: list[tuple[str, tuple[int, ...], str]] = []
+        self.prefetch_error: Exception | None = None  # raised by prefetch, when set
 
     # ------------------------------------------------------------ catalog
 
@@ -344,7 +347,16 @@ class FakeModels:
         value = self.get(model_id).logits(key[1])
         with self._lock:
             self._logits[key] = value
+            self.forward_passes += 1
         return value
+
+    def prefetch(self, model_id: str, ids: Sequence[int], session: str) -> None:
+        """As the registry's, with no model thread: the logits land in the cache now."""
+        if self.prefetch_error is not None:
+            raise self.prefetch_error
+        self.prefetches.append((model_id, tuple(ids), session))
+        if model_id in self.touched:
+            self.logits(model_id, ids)
 
     def prepared(self, model_id: str, ids: Sequence[int], temperature: float) -> Prepared:
         key = (model_id, tuple(ids), temperature)

@@ -256,6 +256,9 @@ class Settings(BaseSettings):
     logits_cache_bytes: _Size = Field(default=128 << 20, validation_alias="TOKENWHEEL_LOGITS_CACHE")
     max_batch: Annotated[int, _between(1, 256)] = 32
     model_queue: Annotated[int, _between(1, 100_000)] = 256
+    # after an append, a spin, an undo or a new prompt, compute the next wheel at once at
+    # low priority (docs/performance.md "Prefetch"); off: only when it is asked for
+    prefetch: _Flag = True
     log_level: Annotated[str, _text(lambda _, text: text.upper())] = "INFO"
     # None: the teacher API answers 403. Never printed (repr=False).
     teacher_token: str | None = Field(default=None, repr=False)

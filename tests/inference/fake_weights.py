@@ -3,7 +3,8 @@ thread: the torch code of ``tokenwheel/inference/`` that ``tests.fakes`` imitate
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import torch
@@ -33,11 +34,21 @@ class FakeEngine:
 
     threads = 1
 
+    def __init__(self) -> None:
+        self.prefetched: list[tuple[tuple[int, ...], Hashable]] = []
+
     def load(self, spec: ModelSpec, options: InferenceOptions, dtype: torch.dtype) -> Any:
         raise ModelUnavailableError(f"{spec.id}: the fake engine loads nothing")
 
     def logits(self, model: FakeWeights, ids: Sequence[int]) -> torch.Tensor:
         return model.logits(ids)
+
+    def prefetch(self, model: FakeWeights, ids: Sequence[int], session: Hashable) -> Future[Any]:
+        """A prefetch that ran at once (the engine's queue is tested on its own)."""
+        self.prefetched.append((tuple(ids), session))
+        future: Future[Any] = Future()
+        future.set_result(model.logits(ids))
+        return future
 
     def drop_model(self, model_id: str) -> None:
         pass

@@ -256,6 +256,11 @@ def test_a_full_queue_answers_503_with_retry_after(
 
     s = Student(client)
     s.prompt("A busy classroom")
+    # set-prompt prefetched this wheel: once it is served, forget it, so that asking for
+    # it again below needs the (busy) model
+    s.probs()
+    registry.cache.drop_model(BUNDLED)
+    registry.prepared_cache.drop_model(BUNDLED)
     model = registry.get(BUNDLED)
     busy, release = threading.Event(), threading.Event()
 

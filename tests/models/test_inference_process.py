@@ -82,6 +82,36 @@ def test_the_server_keeps_no_weights_and_gets_the_same_logits(
         local.shutdown()
 
 
+def waited_for(condition: object, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_prefetches_cross_the_pipe_land_in_the_cache_and_are_all_answered(
+    remote: ModelRegistry,
+) -> None:
+    remote.get(TINY)
+    engine = remote.engine
+    assert isinstance(engine, ProcessEngine)
+    remote.prefetch(TINY, [5, 6, 7], "s0")
+    assert waited_for(lambda: (TINY, remote.options.dtype, (5, 6, 7)) in remote.cache)
+    passes = remote.forward_passes
+    remote.logits(TINY, [5, 6, 7])
+    assert remote.forward_passes == passes  # the prefetch's logits, not a new pass
+    # more sessions than may wait: each is run or dropped unrun, and either way the child
+    # answers, so nothing is left waiting in this process
+    for n in range(100):
+        remote.prefetch(TINY, [5, 6, 20 + n], f"s{n + 1}")
+    assert waited_for(lambda: not engine._pending)
+    stats = engine.stats()
+    assert stats["prefetches"] + stats["prefetches_dropped"] == 101
+    assert remote.prefetches.started == 101
+
+
 def test_a_text_is_scored_in_the_inference_process_as_in_this_one(
     remote: ModelRegistry, tiny_gpt2_folder: Path
 ) -> None:

@@ -37,11 +37,14 @@ def test_the_table_prints_both_classrooms_and_their_ratios() -> None:
             "naive": {
                 "saturated": scenario(4.0, 2000.0),
                 "paced": scenario(4.0, 9000.0),
+                "spinning": scenario(4.0, 1000.0),
                 "peak_rss_mb": 1200,
             },
             "fast": {
                 "saturated": scenario(60.0, 500.0),
                 "paced": scenario(12.0, 150.0),
+                "paced-no-prefetch": scenario(11.0, 300.0),
+                "spinning": scenario(4.0, 10.0),
                 "peak_rss_mb": 1500,
                 "after_30x300": {"rss_mb": 2000, "peak_rss_mb": 2100},
             },
@@ -57,6 +60,31 @@ def test_the_table_prints_both_classrooms_and_their_ratios() -> None:
     assert "15.0x" in table and "3.0x" in table  # 60/4 and 12/4 steps/s
     assert "60.0x" in table  # paced p95 9000 / 150
     assert "2000 MB" in table
+    assert "spinning: each student thinks 1-3 s, spins and watches the spin for 4.5 s" in table
+
+
+def test_the_table_sets_ours_without_prefetch_beside_ours() -> None:
+    naive = {"paced": scenario(4.0, 9000.0), "peak_rss_mb": 1}
+    fast = {
+        "paced": scenario(12.0, 20.0),
+        "paced-no-prefetch": scenario(12.0, 180.0),
+        "peak_rss_mb": 1,
+        "after_30x300": {"rss_mb": 1, "peak_rss_mb": 1},
+    }
+    report: dict[str, Any] = {
+        "model": "m",
+        "machine": {"cpus": 2},
+        "students": 30,
+        "think_s": [1.0, 3.0],
+        "in_process": {"steps": [], "cache_hit_ms": 1, "cache_hit_naive_ms": 1},
+        "classroom": {"naive": naive, "fast": fast},
+    }
+    report["in_process"]["step_512_over_8"] = 1.0
+    report["ratios"] = bench.ratios(report)
+    assert report["ratios"]["paced"]["prefetch"] == {"p50_ms": 9.0, "p95_ms": 9.0}
+    table = bench.format_table(report)
+    assert "no prefetch" in table and "9x / 9x faster than ours without it" in table
+    assert "      180.0       20.0" in table  # the p95 row: ours without, then with
 
 
 def test_ratios_survive_a_naive_run_that_answered_no_later_wheel() -> None:

@@ -10,7 +10,8 @@ Three parts, all printed as ratios against the naive way measured in the same pr
 1. step latency at a context of 8, 64, 256 and 512 tokens (median of repeats), and a
    repeated query (cache hit), in-process;
 2. a classroom over HTTP: N simulated students against a real ``tokenwheel serve`` on
-   127.0.0.1, once with ``TOKENWHEEL_ENGINE=naive`` and once with ours;
+   127.0.0.1, once with ``TOKENWHEEL_ENGINE=naive`` and once with ours (the paced and
+   spinning classes twice with ours: without prefetch and with it);
 3. the server's peak RSS, and its RSS after 30 sessions of 300 tokens each.
 Results go to ``bench/results/latest.json`` and ``latest.png``.
 """
@@ -24,7 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .classroom import SCENARIOS, SHARED_PROMPT, ClassroomResult, classroom, memory_phase
+from .classroom import (
+    SCENARIOS,
+    SHARED_PROMPT,
+    SPIN_WATCH_S,
+    ClassroomResult,
+    classroom,
+    memory_phase,
+)
 from .report import _chart, format_table, ratios
 from .server import ROOT, Server, request
 from .steps import CONTEXTS, step_latencies
@@ -74,20 +82,28 @@ def run(
     for engine in ("naive", "fast"):
         result: dict[str, Any] = {}
         for scenario in SCENARIOS:
-            pause = think if scenario == "paced" else None
-            if scenario == "paced" and pause is None:
+            pause = think if scenario != "saturated" else None
+            if scenario != "saturated" and pause is None:
                 continue
+            watch = SPIN_WATCH_S if scenario == "spinning" else None
             pace = f"think {pause[0]:g}-{pause[1]:g} s" if pause else "no pause"
-            print(
-                f"[2/3] classroom over HTTP ({engine}, {scenario}): {students} students, "
-                f"{seconds:g} s, {pace}, on a fresh server...",
-                flush=True,
-            )
-            with Server(engine, model_id, cache_dir) as server:
-                summary = classroom(server.port, students, seconds, think=pause).summary()
-                summary.update(server.rss_mb())
-                result[scenario] = summary
-        result["peak_rss_mb"] = max(result[s]["peak_rss_mb"] for s in SCENARIOS if s in result)
+            pace += f", watch each spin {watch:g} s" if watch else ""
+            # ours with a class at work runs twice: without prefetch (as before issue 16)
+            # and with it (the default), so the report compares them in one run
+            for prefetch in (False, True) if engine == "fast" and pause else (True,):
+                name = scenario if prefetch else f"{scenario}-no-prefetch"
+                print(
+                    f"[2/3] classroom over HTTP ({engine}, {name}): {students} students, "
+                    f"{seconds:g} s, {pace}, on a fresh server...",
+                    flush=True,
+                )
+                with Server(engine, model_id, cache_dir, prefetch=prefetch) as server:
+                    summary = classroom(
+                        server.port, students, seconds, think=pause, spin_watch=watch
+                    ).summary()
+                    summary.update(server.rss_mb())
+                    result[name] = summary
+        result["peak_rss_mb"] = max(r["peak_rss_mb"] for r in result.values())
         report["classroom"][engine] = result
     print("[3/3] memory: 30 sessions of 300 tokens on a fresh server...", flush=True)
     try:

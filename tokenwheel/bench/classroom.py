@@ -11,7 +11,10 @@ from typing import Any
 from .server import request
 
 SHARED_PROMPT = "Our class is learning how a language model chooses the next word, and today"
-SCENARIOS = ("saturated", "paced")
+SCENARIOS = ("saturated", "paced", "spinning")
+# our page after a spin: the wheel turns for 3.6 s, then stays still for 0.9 s so that the
+# student sees where it stopped, and only then asks for the next wheel (web/app.js)
+SPIN_WATCH_S = 3.6 + 0.9
 
 
 @dataclass
@@ -50,6 +53,7 @@ def classroom(
     seconds: float,
     seed: int = 0,
     think: tuple[float, float] | None = None,
+    spin_watch: float | None = None,
 ) -> ClassroomResult:
     """Each student creates a session, sets a shared (half of them) or own prompt, then
     loops next-token-probs -> append (about 1 in 5 on Other) -> sometimes undo.
@@ -57,7 +61,10 @@ def classroom(
     ``think=None`` is a saturation test: every student clicks again the moment an answer
     arrives. ``think=(lo, hi)`` is a class at work: each student looks at the wheel for a
     uniform ``lo`` to ``hi`` seconds before choosing (our page's spin alone animates for
-    3.6 s)."""
+    3.6 s). With ``spin_watch`` each student chooses as our page's Spin button does: a
+    spin (``POST /spin``), watched for ``spin_watch`` seconds before the page asks for
+    the next wheel; without it, a pick (``POST /append-token``) and the next wheel at
+    once."""
     result = ClassroomResult()
     lock = threading.Lock()
     stop_at = [0.0]
@@ -98,16 +105,23 @@ def classroom(
                 time.sleep(rng.uniform(*think))
                 if time.monotonic() >= stop_at[0]:
                     break
-            heads = dist["above_threshold_tokens"]
-            if rng.random() < 0.2 or not heads:  # (a flat wheel can have no wedge at all)
-                body: dict[str, Any] = {"category": "other"}
+            if spin_watch is not None:
+                status, _ = timed("spin", "POST", f"{url}/spin", {})
             else:
-                token = rng.choices(heads, weights=[t["probability"] for t in heads])[0]
-                body = {"token_id": token["token_id"]}
-            status, _ = timed("append-token", "POST", f"{url}/append-token", body)
+                heads = dist["above_threshold_tokens"]
+                if rng.random() < 0.2 or not heads:  # (a flat wheel can have no wedge)
+                    body: dict[str, Any] = {"category": "other"}
+                else:
+                    token = rng.choices(heads, weights=[t["probability"] for t in heads])[0]
+                    body = {"token_id": token["token_id"]}
+                status, _ = timed("append-token", "POST", f"{url}/append-token", body)
             if status == 200:
                 with lock:
                     result.steps += 1
+            if spin_watch is not None:
+                time.sleep(spin_watch)
+                if time.monotonic() >= stop_at[0]:
+                    break
             if rng.random() < 0.15:
                 timed("undo", "POST", f"{url}/undo")
 

@@ -27,6 +27,14 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
                 if all(wheels)
                 else None,
             }
+            without = fast.get(f"{scenario}-no-prefetch")
+            if without is not None:  # what prefetch buys: ours without it over ours with it
+                wheel, off = b["requests"].get("next-token-probs"), without["requests"]
+                result[scenario]["prefetch"] = {
+                    q: round(off["next-token-probs"][q] / max(wheel[q], 1e-9), 1)
+                    for q in ("p50_ms", "p95_ms")
+                    if wheel and "next-token-probs" in off
+                }
     return result
 
 
@@ -54,33 +62,47 @@ def format_table(report: dict[str, Any]) -> str:
         if scenario not in fast:
             continue
         a, b = naive[scenario], fast[scenario]
+        off = fast.get(f"{scenario}-no-prefetch")  # ours without prefetch, same run
         think = report.get("think_s") or [0, 0]
-        pace = (
-            f"each student thinks {think[0]:g}-{think[1]:g} s"
-            if scenario == "paced"
-            else "every student clicks again at once"
-        )
+        pace = {
+            "saturated": "every student clicks again at once",
+            "paced": f"each student thinks {think[0]:g}-{think[1]:g} s, picks, asks at once",
+            "spinning": f"each student thinks {think[0]:g}-{think[1]:g} s, spins and "
+            "watches the spin for 4.5 s",
+        }[scenario]
         lines += [
             "",
             f"classroom over HTTP, {report['students']} students, {scenario}: {pace}",
             "(first-wheel: each student's first wheel, a prefill of the prompt, all at once;",
             " next-token-probs: every later wheel)",
         ]
-        lines.append(f"{'':>24} {'naive':>10} {'ours':>10} {'ratio':>7}")
+        extra = f" {'no prefetch':>12}" if off else ""
+        lines.append(f"{'':>24} {'naive':>10}{extra} {'ours':>10} {'ratio':>7}")
+        extra = f" {off['steps_per_s']:>12.2f}" if off else ""
         lines.append(
-            f"{'steps/s':>24} {a['steps_per_s']:>10.2f} {b['steps_per_s']:>10.2f} "
+            f"{'steps/s':>24} {a['steps_per_s']:>10.2f}{extra} {b['steps_per_s']:>10.2f} "
             f"{report['ratios'][scenario]['throughput']:>6.1f}x"
         )
-        for kind in ("first-wheel", "next-token-probs", "append-token", "undo"):
+        for kind in ("first-wheel", "next-token-probs", "append-token", "spin", "undo"):
             for q in ("p50_ms", "p95_ms"):
                 x = a["requests"].get(kind, {}).get(q)
                 y = b["requests"].get(kind, {}).get(q)
                 if x is None or y is None:
                     continue
+                z = off["requests"].get(kind, {}).get(q) if off else None
+                extra = f" {z:>12.1f}" if z is not None else (" " * 13 if off else "")
                 lines.append(
-                    f"{kind + ' ' + q[:3]:>24} {x:>10.1f} {y:>10.1f} {x / max(y, 1e-9):>6.1f}x"
+                    f"{kind + ' ' + q[:3]:>24} {x:>10.1f}{extra} {y:>10.1f} "
+                    f"{x / max(y, 1e-9):>6.1f}x"
                 )
-        lines.append(f"{'errors':>24} {str(a['errors']):>10} {str(b['errors']):>10}")
+        extra = f" {str(off['errors']):>12}" if off else ""
+        lines.append(f"{'errors':>24} {str(a['errors']):>10}{extra} {str(b['errors']):>10}")
+        gain = report["ratios"][scenario].get("prefetch")
+        if gain:
+            lines.append(
+                f"{'prefetch: wheel p50/p95':>24} {gain['p50_ms']:g}x / {gain['p95_ms']:g}x "
+                "faster than ours without it"
+            )
     lines += [
         "",
         f"peak RSS MB: naive {naive['peak_rss_mb']}, ours {fast['peak_rss_mb']}",

@@ -29,7 +29,7 @@ class Server:
     """A real ``tokenwheel serve`` on 127.0.0.1, stopped (whole process group) on exit.
     As a context manager it waits until the model is loaded and stops the server after."""
 
-    def __init__(self, engine: str, model_id: str, cache_dir: str) -> None:
+    def __init__(self, engine: str, model_id: str, cache_dir: str, prefetch: bool = True) -> None:
         self.model_id = model_id
         self.port = _free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix=f"tokenwheel-bench-{engine}-")
@@ -41,6 +41,7 @@ class Server:
             "TOKENWHEEL_DEFAULT_MODEL": model_id,
             "TOKENWHEEL_PRELOAD": model_id,
             "TOKENWHEEL_ENGINE": engine,
+            "TOKENWHEEL_PREFETCH": "1" if prefetch else "0",
             "TOKENWHEEL_SCHEDULER": "false",
             "TOKENWHEEL_LOG_LEVEL": "WARNING",
             "TOKENWHEEL_RATE_LIMIT": "100000/minute",

@@ -4,8 +4,10 @@ One thread per process owns every forward pass (torch's thread pools are per thr
 one thread with a fixed ``torch.set_num_threads`` uses the cores without oversubscribing
 them). Requests wait in a bounded queue; the thread takes the first, waits a few
 milliseconds for more, and hands them to :class:`~tokenwheel.inference.batching.Batcher`,
-which reuses KV prefixes and batches one-token steps. KV entries are bounded by a byte
-budget, least recently used out first; eviction happens only on this thread, between
+which reuses KV prefixes and batches one-token steps. Prefetches (the next wheel of a
+session that just moved on) wait in a second, lower lane and run only when no student
+waits (:class:`~tokenwheel.inference.work_queue.WorkQueue`). KV entries are bounded by a
+byte budget, least recently used out first; eviction happens only on this thread, between
 passes, so an entry in use is never evicted mid-step.
 
 The server runs this thread in a child process by default
@@ -17,10 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
 from typing import TypedDict
 
@@ -35,8 +35,16 @@ from .passes import EngineStats, ForwardPasses, LogitsRequest
 from .ports import ModelParts
 from .scoring import PositionsRequest, score_positions
 from .types import InferenceOptions, OverloadedError, PositionNumbers
+from .work_queue import QueueFull, WorkQueue
 
 log = logging.getLogger(__name__)
+
+# Prefetches waiting at once (per inference process): a class of 30 moves on about 13
+# times a second, so 64 is several seconds of a class's steps; beyond it the oldest goes.
+MAX_PREFETCHES = 64
+# Rows in one prefetch pass: a student who arrives meanwhile waits for at most this pass
+# (a batch of 8 one-token steps took 57 ms on SmolLM2, against 38 ms for one).
+PREFETCH_BATCH = 8
 
 
 class EngineKwargs(TypedDict):
@@ -65,6 +73,7 @@ class InferenceEngine:
         batch_wait: float = 0.003,
         max_queue: int = 256,
         reuse_kv: bool = True,
+        max_prefetches: int = MAX_PREFETCHES,
     ) -> None:
         self.threads = threads or max(1, os.cpu_count() or 1)
         # Prefills are arithmetic (every prompt token through every layer) and come in
@@ -73,13 +82,16 @@ class InferenceEngine:
         self.prefill_threads = max(self.threads, os.cpu_count() or 1)
         self.max_batch = max_batch
         self.batch_wait = batch_wait
-        self._queue: queue.Queue[LogitsRequest | PositionsRequest | None] = queue.Queue(
-            maxsize=max_queue
-        )
         self._caches: dict[str, PrefixCache] = {}
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.stats = EngineStats()
+        self._work = WorkQueue(
+            max_queue=max_queue,
+            max_prefetches=max_prefetches,
+            prefetch_batch=min(PREFETCH_BATCH, max_batch),
+            stats=self.stats,
+        )
         passes = ForwardPasses(
             kv_cache_bytes=kv_cache_bytes, reuse_kv=reuse_kv, caches=self._caches, stats=self.stats
         )
@@ -122,11 +134,22 @@ class InferenceEngine:
         self._enqueue(request)
         return request.future
 
+    def prefetch(
+        self, model: LoadedModel, ids: Sequence[int], session: Hashable
+    ) -> Future[torch.Tensor]:
+        """Queue ``session``'s next distribution at low priority (see
+        :class:`~tokenwheel.inference.work_queue.WorkQueue`): it replaces the session's
+        waiting prefetch, and its future is cancelled if it is dropped unrun."""
+        request = LogitsRequest(model, tuple(ids))
+        self._ensure_thread()
+        self._work.put_prefetch(session, request)
+        return request.future
+
     def _enqueue(self, request: LogitsRequest | PositionsRequest) -> None:
         self._ensure_thread()
         try:
-            self._queue.put_nowait(request)
-        except queue.Full:
+            self._work.put(request)
+        except QueueFull:
             raise OverloadedError(
                 "The model is busy with other requests; try again in a moment."
             ) from None
@@ -145,7 +168,7 @@ class InferenceEngine:
 
     def shutdown(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            self._work.close()
             self._thread.join(timeout=30)
             self._thread = None
 
@@ -163,25 +186,10 @@ class InferenceEngine:
     def _run(self) -> None:
         torch.set_num_threads(self.threads)
         while True:
-            first = self._queue.get()
-            if first is None:
+            taken = self._work.take(self.max_batch, self.batch_wait)
+            if taken is None:
                 return
-            batch: list[LogitsRequest | PositionsRequest] = [first]
-            deadline = time.monotonic() + self.batch_wait
-            while len(batch) < self.max_batch:
-                remaining = deadline - time.monotonic()
-                try:
-                    item = (
-                        self._queue.get(timeout=max(remaining, 0))
-                        if remaining > 0
-                        else (self._queue.get_nowait())
-                    )
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
+            batch, prefetches = taken
             steps = [r for r in batch if isinstance(r, LogitsRequest)]
             try:
                 if steps:
@@ -191,6 +199,8 @@ class InferenceEngine:
                 for request in steps:
                     if not request.future.done():
                         request.future.set_exception(exc)
+            if prefetches:
+                self._work.finished(batch)
             for text in batch:
                 if isinstance(text, PositionsRequest):
                     self._score(text)

@@ -44,6 +44,11 @@ class LogitsCache(Generic[K, V]):
             self.hits += 1
             return item[0]
 
+    def __contains__(self, key: K) -> bool:
+        """Whether ``key`` is cached, without counting a hit or refreshing it."""
+        with self._lock:
+            return key in self._entries
+
     def put(self, key: K, value: V) -> None:
         size = self._size(key, value)
         if size > self.max_bytes or self.max_bytes <= 0:

@@ -59,6 +59,9 @@ class EngineStats:
     batched_rows: int = 0
     prefill_tokens: int = 0
     recomputes: int = 0
+    prefetches: int = 0  # rows taken into prefetch passes
+    prefetches_dropped: int = 0  # replaced by a newer one of their session, or the oldest
+    prefetches_joined: int = 0  # a student's request took a prefetch's row (or its answer)
 
 
 class ForwardPasses:

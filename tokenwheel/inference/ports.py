@@ -8,7 +8,8 @@ one in a child process (the server's default: no GIL shared with request threads
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +51,15 @@ class Engine(Protocol):
     def logits(self, model: LoadedModel, ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits (float32, vocabulary size) after ``ids``, once the pass
         that served them is done. A full queue raises OverloadedError at once."""
+        ...
+
+    def prefetch(
+        self, model: LoadedModel, ids: Sequence[int], session: Hashable
+    ) -> Future[torch.Tensor] | None:
+        """Queue the logits after ``ids`` at low priority and return at once: they run
+        only when no other request waits, replace ``session``'s waiting prefetch, and
+        may be dropped unrun (the future is then cancelled or fails). None: nothing was
+        queued (no model thread to give it to)."""
         ...
 
     def score_positions(

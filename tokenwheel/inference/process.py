@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
@@ -172,6 +172,10 @@ class ProcessEngine:
     ) -> Any:
         if ensure:
             self._ensure_process()
+        return self._send(message).result(timeout)
+
+    def _send(self, message: tuple[Any, ...]) -> Future[Any]:
+        """Send ``message`` to the child; the future holds its answer."""
         request_id = next(self._ids)
         future: Future[Any] = Future()
         conn = self._conn
@@ -183,7 +187,7 @@ class ProcessEngine:
             self._pending.pop(request_id, None)
             self._broken = conn
             raise ModelUnavailableError(f"The inference process cannot be reached: {exc}") from exc
-        return future.result(timeout)
+        return future
 
     # ------------------------------------------------------------ the engine's face
 
@@ -196,8 +200,22 @@ class ProcessEngine:
         return ModelParts(text.tokenizer, None, report.facts, seconds, report.from_cache)
 
     def logits(self, model: LoadedModel, ids: Sequence[int]) -> torch.Tensor:
-        data, size = self._call(("logits", model.spec.id, tuple(ids)))
-        return torch.frombuffer(bytearray(data), dtype=torch.float32, count=size)
+        return _tensor(self._call(("logits", model.spec.id, tuple(ids))))
+
+    def prefetch(
+        self, model: LoadedModel, ids: Sequence[int], session: Hashable
+    ) -> Future[torch.Tensor] | None:
+        """Ask the child for ``session``'s next logits at low priority and return at once
+        (None: no child is running, and a prefetch never starts one)."""
+        if not self._alive():
+            return None
+        try:
+            answer = self._send(("prefetch", model.spec.id, tuple(ids), session))
+        except ModelUnavailableError:
+            return None
+        logits: Future[torch.Tensor] = Future()
+        answer.add_done_callback(functools.partial(_as_logits, logits))
+        return logits
 
     def score_positions(
         self, model: LoadedModel, ids: Sequence[int], alternatives: int
@@ -233,6 +251,19 @@ class ProcessEngine:
             process.wait(timeout=5)
         conn.close()
         self._process = None
+
+
+def _tensor(reply: tuple[bytes, int]) -> torch.Tensor:
+    data, size = reply
+    return torch.frombuffer(bytearray(data), dtype=torch.float32, count=size)
+
+
+def _as_logits(logits: Future[torch.Tensor], answer: Future[Any]) -> None:
+    error = answer.exception()
+    if error is not None:
+        logits.set_exception(error)
+    else:
+        logits.set_result(_tensor(answer.result()))
 
 
 # ---------------------------------------------------------------- in the child
@@ -301,14 +332,19 @@ def child_main(conn: Any) -> None:
         except (EOFError, OSError):
             break  # the parent is gone
         kind, request_id, *args = message
-        if kind == "logits":
-            model_id, ids = args
+        if kind in ("logits", "prefetch"):
+            model_id, ids, *session = args
             model = models.get(model_id)
             if model is None:
                 fail(request_id, ModelUnavailableError(f"{model_id} is not loaded"))
                 continue
             try:
-                future = engine.submit(model, ids)
+                # a dropped prefetch's future is cancelled: the parent hears an error
+                future = (
+                    engine.prefetch(model, ids, session[0])
+                    if session
+                    else engine.submit(model, ids)
+                )
             except OverloadedError as exc:
                 fail(request_id, exc)
                 continue

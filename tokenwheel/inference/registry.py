@@ -27,6 +27,7 @@ from .engine import EngineKwargs, InferenceEngine
 from .logits_cache import LogitsCache
 from .model import LoadedModel
 from .ports import Engine
+from .prefetch import LogitsKey, Prefetches
 from .process import ProcessEngine
 from .tokens import TokenInfo
 from .types import (
@@ -46,7 +47,6 @@ from .types import (
 
 log = logging.getLogger(__name__)
 
-LogitsKey = tuple[str, str, tuple[int, ...]]  # (model id, dtype, token ids)
 PreparedKey = tuple[str, str, tuple[int, ...], float]  # ... and the temperature
 
 
@@ -71,6 +71,19 @@ def estimated_bytes(parameters: str, dtype: torch.dtype) -> int:
     return int(count * torch.tensor([], dtype=dtype).element_size())
 
 
+def _engine_kwargs(options: InferenceOptions) -> EngineKwargs:
+    """The model thread's settings: the naive baseline batches nothing, reuses no KV."""
+    naive = options.engine == "naive"
+    return EngineKwargs(
+        threads=options.torch_threads,
+        kv_cache_bytes=options.kv_cache_bytes,
+        max_batch=1 if naive else options.max_batch,
+        batch_wait=0.0 if naive else options.batch_wait,
+        max_queue=options.max_queue,
+        reuse_kv=not naive,
+    )
+
+
 class ModelRegistry:
     """What the service asks of the model side, by model id: one registry per process."""
 
@@ -81,14 +94,7 @@ class ModelRegistry:
         self.specs = self.catalog.specs
         self._load_locks: dict[str, threading.Lock] = {s.id: threading.Lock() for s in self.specs}
         naive = options.engine == "naive"
-        engine_kwargs = EngineKwargs(
-            threads=options.torch_threads,
-            kv_cache_bytes=options.kv_cache_bytes,
-            max_batch=1 if naive else options.max_batch,
-            batch_wait=0.0 if naive else options.batch_wait,
-            max_queue=options.max_queue,
-            reuse_kv=not naive,
-        )
+        engine_kwargs = _engine_kwargs(options)
         # The naive baseline is the seed's design: forward passes in the server's process.
         self.engine: Engine = (
             ProcessEngine(options, engine_kwargs)
@@ -103,6 +109,7 @@ class ModelRegistry:
         self.prepared_cache: LogitsCache[PreparedKey, dist.Prepared] = LogitsCache(
             0 if naive else options.logits_cache_bytes // 2, _prepared_bytes
         )
+        self.prefetches = Prefetches(self.cache)
         self.forward_passes = 0
         self.load_count: dict[str, int] = {}
         self.loaded_from_cache: dict[str, bool] = {}
@@ -225,6 +232,12 @@ class ModelRegistry:
         self.forward_passes += 1
         self.cache.put(key, value)
         return value
+
+    def prefetch(self, model_id: str, ids: Sequence[int], session: str) -> None:
+        """The logits after ``ids`` at low priority, into the logits cache, not waited
+        for (:mod:`~tokenwheel.inference.prefetch`); a model not loaded stays unloaded."""
+        key: LogitsKey = (model_id, self.options.dtype, tuple(ids))
+        self.prefetches.start(self.engine, self._models.get(model_id), key, session)
 
     # ------------------------------------------------------------ what the service asks
 

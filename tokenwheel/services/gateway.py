@@ -9,10 +9,12 @@ So no use case can let an inference error through as a 500.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from tokenwheel.domain.errors import InvalidCommand, ModelUnavailable, Overloaded, UnknownModel
+from tokenwheel.domain.session import SessionState
 from tokenwheel.inference.tokens import TokenInfo
 from tokenwheel.inference.types import (
     NO_RULES,
@@ -30,6 +32,8 @@ from tokenwheel.inference.types import (
 )
 
 from .ports import LanguageModels
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -49,8 +53,9 @@ def model_errors() -> Iterator[None]:
 class ModelGateway:
     """The :class:`~.ports.LanguageModels` port with domain errors, one typed method each."""
 
-    def __init__(self, models: LanguageModels) -> None:
+    def __init__(self, models: LanguageModels, prefetch: bool = False) -> None:
         self.models = models
+        self.prefetching = prefetch  # TOKENWHEEL_PREFETCH, for the student's changes
 
     def default_model(self) -> tuple[str, str | None]:
         with model_errors():
@@ -165,3 +170,15 @@ class ModelGateway:
     ) -> tuple[ScoredPosition, ...]:
         with model_errors():
             return self.models.score_text(model_id, ids, alternatives)
+
+    def prefetch_next(self, state: SessionState) -> None:
+        """Start the session's next distribution at low priority and return at once: a
+        student who just appended, spun, undid or set a prompt asks for that wheel next
+        (the page after watching a spin for 3.6 s). Best effort: a prefetch that cannot
+        start is not made, and never fails the change that asked for it."""
+        if not self.prefetching or not state.token_ids:
+            return
+        try:
+            self.models.prefetch(state.model_name, state.token_ids, state.session_id)
+        except Exception:  # the next wheel computes it itself: nothing is lost
+            log.warning("prefetch for session %s… failed", state.session_id[:8], exc_info=True)

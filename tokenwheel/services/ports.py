@@ -96,6 +96,8 @@ class LanguageModels(Protocol):
     def score_text(
         self, model_id: str, ids: Sequence[int], alternatives: int
     ) -> tuple[ScoredPosition, ...]: ...
+    def prefetch(self, model_id: str, ids: Sequence[int], session: str) -> None:
+        """Start the distribution after ``ids`` at low priority; returns at once."""
 
 
 class EventStore(Protocol):

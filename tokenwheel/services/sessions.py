@@ -67,7 +67,7 @@ class StudentSessions:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.models = ModelGateway(models)
+        self.models = ModelGateway(models, prefetch=settings.prefetch)
         self.views = SessionViews(self.models)
         self.repository = SessionRepository(store, clock, settings.session_ttl)
         self.keys = IdempotencyKeys(store, clock, settings.idempotency_window)
@@ -164,6 +164,7 @@ class StudentSessions:
                     new_events = domain.set_prompt(before, text, token_ids, self.clock())
                     record = self.keys.record(idempotency, session_id, before.version + 1)
                     after = self.repository.save(before, new_events, record)
+                    self.models.prefetch_next(after)
                     return self.outcomes.prompted(before, after)
         raise AssertionError("attempts() raises when it runs out")
 
@@ -193,6 +194,7 @@ class StudentSessions:
                     )
                     record = self.keys.record(idempotency, session_id, before.version + 1)
                     after = self.repository.save(before, new_events, record)
+                    self.models.prefetch_next(after)
                     return self.outcomes.appended(before, after)
         raise AssertionError("attempts() raises when it runs out")
 
@@ -227,6 +229,7 @@ class StudentSessions:
                         idempotency, session_id, before.version + 1, asdict(landing)
                     )
                     after = self.repository.save(before, new_events, record)
+                    self.models.prefetch_next(after)
                     return self.outcomes.spun(before, after, landing)
         raise AssertionError("attempts() raises when it runs out")
 
@@ -252,6 +255,7 @@ class StudentSessions:
                         raise NothingToUndo(exc.message, self.views.text(before)) from None
                     record = self.keys.record(idempotency, session_id, before.version + 1)
                     after = self.repository.save(before, new_events, record)
+                    self.models.prefetch_next(after)
                     return self.outcomes.undone(before, after)
         raise AssertionError("attempts() raises when it runs out")
 
