@@ -79,6 +79,7 @@ OPERATIONS = {
     ("GET", "/api/teacher/classes/{class_code}/rounds"): (POSITIVE,),
     ("GET", "/api/teacher/classes/{class_code}/rounds/{round_id}"): (POSITIVE,),
     ("POST", "/api/teacher/classes/{class_code}/rounds/{round_id}/reveal"): (POSITIVE,),
+    ("GET", "/api/teacher/classes/{class_code}/rounds/{round_id}/reveal"): (POSITIVE,),
     ("GET", "/api/health"): (POSITIVE,),
     ("GET", "/api/ready"): (POSITIVE,),
 }

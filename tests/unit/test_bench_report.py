@@ -102,3 +102,28 @@ def test_ratios_survive_a_naive_run_that_answered_no_later_wheel() -> None:
     ratios = bench.ratios(report)
     assert ratios["saturated"] == {"throughput": 50.0, "p95_next_token_probs": 60.0}
     assert ratios["paced"] == {"throughput": 20.0, "p95_next_token_probs": None}
+
+
+def test_the_lab_part_prints_naive_ours_and_their_ratio() -> None:
+    report: dict[str, Any] = {
+        "classroom": {"naive": {}, "fast": {}},
+        "in_process": {"steps": [{"context": 8, "naive_ms": 60.0, "ours_ms": 50.0}]},
+        "lab": {
+            "naive": {
+                "sample_n1000_median_ms": 90.0,
+                "compare_steps20_median_ms": 6000.0,
+                "score_300_tokens_median_ms": 800.0,
+            },
+            "fast": {
+                "sample_n1000_median_ms": 9.0,
+                "compare_steps20_median_ms": 1200.0,
+                "score_300_tokens_median_ms": 800.0,
+            },
+        },
+    }
+    got = bench.ratios(report)["lab"]
+    assert got == {
+        "sample_n1000_median_ms": 10.0,
+        "compare_steps20_median_ms": 5.0,
+        "score_300_tokens_median_ms": 1.0,
+    }

@@ -12,7 +12,9 @@ Three parts, all printed as ratios against the naive way measured in the same pr
 2. a classroom over HTTP: N simulated students against a real ``tokenwheel serve`` on
    127.0.0.1, once with ``TOKENWHEEL_ENGINE=naive`` and once with ours (the paced and
    spinning classes twice with ours: without prefetch and with it);
-3. the server's peak RSS, and its RSS after 30 sessions of 300 tokens each.
+3. the server's peak RSS, and its RSS after 30 sessions of 300 tokens each;
+4. the lab's answers (sample n = 1000, compare 20 steps, score 300 tokens), server-side
+   medians, naive and ours (``tokenwheel.bench.lab``).
 Results go to ``bench/results/latest.json`` and ``latest.png``.
 """
 
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import lab
 from .classroom import (
     SCENARIOS,
     SHARED_PROMPT,
@@ -62,6 +65,7 @@ def run(
     out_dir: Path,
     cache_dir: str,
     think: tuple[float, float] | None = (1.0, 3.0),
+    lab_repeats: int = 3,
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
         "model": model_id,
@@ -76,7 +80,7 @@ def run(
         "seconds": seconds,
         "think_s": list(think) if think else None,
     }
-    print(f"[1/3] step latency in-process ({model_id}, {repeats} repeats)...", flush=True)
+    print(f"[1/4] step latency in-process ({model_id}, {repeats} repeats)...", flush=True)
     report["in_process"] = step_latencies(model_id, cache_dir, repeats)
     report["classroom"] = {}
     for engine in ("naive", "fast"):
@@ -93,7 +97,7 @@ def run(
             for prefetch in (False, True) if engine == "fast" and pause else (True,):
                 name = scenario if prefetch else f"{scenario}-no-prefetch"
                 print(
-                    f"[2/3] classroom over HTTP ({engine}, {name}): {students} students, "
+                    f"[2/4] classroom over HTTP ({engine}, {name}): {students} students, "
                     f"{seconds:g} s, {pace}, on a fresh server...",
                     flush=True,
                 )
@@ -105,7 +109,7 @@ def run(
                     result[name] = summary
         result["peak_rss_mb"] = max(r["peak_rss_mb"] for r in result.values())
         report["classroom"][engine] = result
-    print("[3/3] memory: 30 sessions of 300 tokens on a fresh server...", flush=True)
+    print("[3/4] memory: 30 sessions of 300 tokens on a fresh server...", flush=True)
     try:
         with Server("fast", model_id, cache_dir) as server:
             memory_phase(server.port, 30, 300)
@@ -116,6 +120,10 @@ def run(
             "rss_mb": -1,
             "peak_rss_mb": -1,
         }
+    report["lab"] = {}
+    for engine in ("naive", "fast"):
+        print(f"[4/4] the lab's answers ({engine}, {lab_repeats} repeats)...", flush=True)
+        report["lab"][engine] = lab.run(model_id, lab_repeats, engine)
     report["ratios"] = ratios(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -42,7 +42,10 @@ def _timed(client: Any, path: str, body: dict[str, Any], status: int = 200) -> t
     return elapsed, r.json
 
 
-def run(model: str, repeats: int) -> dict[str, Any]:
+def run(model: str, repeats: int, engine: str = "fast") -> dict[str, Any]:
+    """The lab's three answers on ``engine``: ours (``fast``, as ``tokenwheel serve``
+    runs it) or the seed's ``naive`` way (every step a whole forward pass in the server's
+    process, no caches, no batching)."""
     from tokenwheel import create_app
     from tokenwheel.settings import Settings
     from tokenwheel.store import migrate
@@ -57,6 +60,7 @@ def run(model: str, repeats: int) -> dict[str, Any]:
         rate_limit="",
         sessions_per_hour=0,
         low_threshold_rate_limit="",
+        engine=engine,
     )
     app = create_app(settings)
     migrate.upgrade(app.extensions["tokenwheel.engine"])
@@ -83,6 +87,7 @@ def run(model: str, repeats: int) -> dict[str, Any]:
                 steps_done.append(len(out["greedy"]["tokens"]) + len(out["sampled"]["tokens"]))
         return {
             "model": model,
+            "engine": engine,
             "repeats": repeats,
             "cpu_count": os.cpu_count(),
             "load_average_after": os.getloadavg(),
@@ -105,9 +110,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--engine", choices=("fast", "naive"), default="fast")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
-    print(json.dumps(run(args.model, args.repeats), indent=2))
+    print(json.dumps(run(args.model, args.repeats, args.engine), indent=2))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ from typing import Any
 
 from .classroom import SCENARIOS
 
+# the lab's answers (tokenwheel.bench.lab), naive against ours
+LAB_KEYS = ("sample_n1000_median_ms", "compare_steps20_median_ms", "score_300_tokens_median_ms")
+
 
 def ratios(report: dict[str, Any]) -> dict[str, Any]:
     """Ours against naive: per context step, and per classroom scenario."""
@@ -35,6 +38,11 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
                     for q in ("p50_ms", "p95_ms")
                     if wheel and "next-token-probs" in off
                 }
+    if "lab" in report:
+        naive_lab, ours_lab = report["lab"]["naive"], report["lab"]["fast"]
+        result["lab"] = {
+            key: round(naive_lab[key] / max(ours_lab[key], 1e-9), 1) for key in LAB_KEYS
+        }
     return result
 
 
@@ -102,6 +110,18 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(
                 f"{'prefetch: wheel p50/p95':>24} {gain['p50_ms']:g}x / {gain['p95_ms']:g}x "
                 "faster than ours without it"
+            )
+    if "lab" in report:
+        lines += [
+            "",
+            "the lab's answers, server-side median ms",
+            f"{'':>24} {'naive':>10} {'ours':>10} {'ratio':>7}",
+        ]
+        for key in LAB_KEYS:
+            x, y = report["lab"]["naive"][key], report["lab"]["fast"][key]
+            lines.append(
+                f"{key.split('_median')[0]:>24} {x:>10.1f} {y:>10.1f} "
+                f"{report['ratios']['lab'][key]:>6.1f}x"
             )
     lines += [
         "",
