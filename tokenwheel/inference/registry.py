@@ -28,6 +28,7 @@ from .logits_cache import LogitsCache
 from .model import LoadedModel
 from .ports import Engine
 from .process import ProcessEngine
+from .quantized import LlamaEngine, RoutedEngine
 from .tokens import TokenInfo
 from .types import (
     NO_RULES,
@@ -71,6 +72,23 @@ def estimated_bytes(parameters: str, dtype: torch.dtype) -> int:
     return int(count * torch.tensor([], dtype=dtype).element_size())
 
 
+def build_engine(
+    options: InferenceOptions, engine_kwargs: EngineKwargs, quantized: frozenset[str]
+) -> Engine:
+    """torch in a child process (or this one: the naive baseline is the seed's design,
+    forward passes in the server's process), and llama.cpp for the models selected for it."""
+    naive = options.engine == "naive"
+    engine: Engine = (
+        ProcessEngine(options, engine_kwargs)
+        if options.inference_process and not naive
+        else InferenceEngine(**engine_kwargs)
+    )
+    if not quantized:
+        return engine
+    llama = LlamaEngine(threads=options.torch_threads, max_queue=options.max_queue)
+    return RoutedEngine(engine, llama, quantized)
+
+
 class ModelRegistry:
     """What the service asks of the model side, by model id: one registry per process."""
 
@@ -89,12 +107,7 @@ class ModelRegistry:
             max_queue=options.max_queue,
             reuse_kv=not naive,
         )
-        # The naive baseline is the seed's design: forward passes in the server's process.
-        self.engine: Engine = (
-            ProcessEngine(options, engine_kwargs)
-            if options.inference_process and not naive
-            else InferenceEngine(**engine_kwargs)
-        )
+        self.engine = build_engine(options, engine_kwargs, self.catalog.quantized)
         self.dtype = check_dtype(options.dtype)
         self.cache: LogitsCache[LogitsKey, torch.Tensor] = LogitsCache(
             0 if naive else options.logits_cache_bytes, _tensor_bytes
@@ -172,6 +185,7 @@ class ModelRegistry:
         facts = parts.facts
         # a model that names no window (none in the catalog) is served 1024 positions
         window = self.catalog.window(spec, spec.max_context or facts.native_context) or 1024
+        window = min(window, parts.max_context or window)
         model = LoadedModel(spec, parts.tokenizer, parts.weights, max_context=window, facts=facts)
         return model, parts.seconds, parts.from_cache
 
