@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 LLAMA_PACKAGE = "llama_cpp"
-DEFAULT_SLOTS = 16
+DEFAULT_SLOTS = 32  # a class of 30 steps in one decode
 # KV positions of one slot: a session's whole text (512 prompt + 512 generated tokens by
-# default); the served window is capped to it. SmolLM2: 23 KB per position in float16,
-# so 16 slots of 1024 hold 377 MB.
+# default); the served window is capped to it. In float16, allocated at load: SmolLM2
+# 23 KB per position (32 x 1024 positions: 754 MB), Gemma 3 18 KB (604 MB).
 SLOT_CELLS = 1024
 DEFAULT_BATCH = 512  # tokens per llama_decode
 
@@ -122,7 +122,9 @@ class LlamaContext:
         # One KV stream per slot: a sequence's positions sit in the same cells however
         # the other slots are filled. In one shared (unified) stream they did not, and
         # since llama.cpp rounds activations to 8 bits before each quantized matrix
-        # product, the different summation order moved probabilities by up to 1.6e-2.
+        # product, the different summation order moved probabilities by up to 1.6e-2
+        # (short batched rows then differed from the same rows alone by 1.2e-2; with a
+        # stream each they are equal to the last bit). The price: memory for every slot.
         params.kv_unified = False
         params.no_perf = True
         self.ctx = lib.llama_init_from_model(self.model, params)
@@ -232,8 +234,14 @@ class LlamaContext:
             for row in rows
             for position in range(row.reuse, len(row.ids))
         ]
-        for start in range(0, len(tokens), self.batch_size):
-            self._decode(tokens[start : start + self.batch_size], every)
+        try:
+            for start in range(0, len(tokens), self.batch_size):
+                self._decode(tokens[start : start + self.batch_size], every)
+        except BaseException:
+            for row in rows:  # what a failed decode left in these slots is unknown
+                lib.llama_memory_seq_rm(memory, row.slot.seq, -1, -1)
+                row.slot.ids = ()
+            raise
         for row in rows:
             row.slot.ids = row.ids
         self.stats.rounds += 1
