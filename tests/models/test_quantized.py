@@ -102,8 +102,10 @@ def test_wheel_on_prompts_against_float32(
     for prompt in PROMPTS:
         ids = exact.encode_prompt(prompt)
         assert quantized.encode_prompt(model_id, prompt) == ids  # the same tokenizer
-        dp = max_dp(quantized.logits(model_id, ids), exact.logits(ids))
-        print(f"{model_id} {prompt!r}: max |dp| = {dp:.2e}")
+        ours, reference = quantized.logits(model_id, ids), exact.logits(ids)
+        dp = max_dp(ours, reference)
+        same = int(ours.argmax()) == int(reference.argmax())
+        print(f"{model_id} {prompt!r}: max |dp| = {dp:.2e}, same most likely token: {same}")
         worst = max(worst, dp)
     spec = exact.spec
     assert spec.quantized_max_dp is not None
