@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 
 from tests.api.conftest import Student, make_app
 from tests.conftest import BUNDLED, GEMMA, IN_CI, MODEL_CACHE
+from tokenwheel.app import inference_options
 from tokenwheel.inference.catalog import (
     QUANTIZED_DEFAULT_MAX_DP,
     default_quantized_models,
@@ -237,13 +238,19 @@ def test_scoring_a_text_on_the_quantized_engine(
 
 
 @pytest.fixture
-def quantized_client(settings: Settings, quantized: ModelRegistry) -> FlaskClient:
-    return make_app(settings.with_overrides(quantized_models=(BUNDLED,)), quantized).test_client()
+def quantized_client(settings: Settings) -> Iterator[FlaskClient]:
+    """The app on a registry built from the setting, as ``create_app`` builds its own."""
+    chosen = settings.with_overrides(quantized_models=BUNDLED, inference="thread")
+    assert chosen.quantized_models == (BUNDLED,)
+    registry = ModelRegistry(inference_options(chosen))
+    yield make_app(chosen, registry).test_client()
+    registry.shutdown()
 
 
 def test_a_session_on_the_quantized_model_gets_its_wheel_from_llama_cpp(
     quantized_client: FlaskClient, quantized: ModelRegistry, registry: ModelRegistry
 ) -> None:
+    """TOKENWHEEL_QUANTIZED_MODELS=smollm2-135m: the wheel's numbers are llama.cpp's."""
     models = quantized_client.get("/api/models").get_json()["models"]
     listed = next(m for m in models if m["id"] == BUNDLED)
     assert listed["engine"] == "llama.cpp" and listed["max_abs_dp_vs_float32"] > 1e-3
