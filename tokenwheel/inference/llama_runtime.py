@@ -4,8 +4,10 @@ quantized engine's model thread drives it.
 The context keeps up to ``slots`` sequences, each in a KV stream of its own (``SLOT_CELLS``
 positions). A request reuses the slot that shares the longest prefix with its ids: it grows
 that slot in place when the slot's ids are a prefix of its own (an append), else it takes
-a free or least recently used slot and ``seq_cp`` gives it the shared prefix (an undo, a
-classmate on the same prompt), and only the tokens after the prefix are decoded. The
+a free or least recently used slot, ``seq_cp`` copies the source's sequence into it
+(across KV streams llama.cpp copies whole sequences) and ``seq_rm`` cuts it back to the
+shared prefix (an undo, a classmate on the same prompt); only the tokens after the
+prefix are decoded. The
 rows of a round go through one ``llama_decode`` (one sequence id per row; several
 decodes only when the new tokens exceed ``n_batch``). Memory is bounded: slots times
 ``SLOT_CELLS`` positions, allocated at load; a slot is reused least recently used first.
@@ -116,8 +118,9 @@ class LlamaContext:
         params.swa_full = True
         # Flash attention (llama.cpp's "auto" turns it on for the CPU) rounds queries to
         # float16 and made a row's probabilities depend on the other rows of its batch:
-        # measured up to 3.9e-2 apart on SmolLM2; without it, batched rows equal rows
-        # alone exactly, and a reused prefix equals a fresh decode.
+        # measured up to 3.9e-2 apart on SmolLM2; without it (and with a KV stream per
+        # slot, below), short batched rows equal the same rows alone to the last bit.
+        # llama.cpp stays path-dependent past that: docs/performance.md.
         params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         # One KV stream per slot: a sequence's positions sit in the same cells however
         # the other slots are filled. In one shared (unified) stream they did not, and

@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,7 +191,11 @@ class LlamaEngine:
         for requests in steps.values():
             self._answer(requests, lambda c, r: c.next_logits([q.ids for q in r]))
 
-    def _answer(self, requests: list[_Request], work) -> None:  # type: ignore[no-untyped-def]
+    def _answer(
+        self,
+        requests: list[_Request],
+        work: Callable[[LlamaContext, list[_Request]], Sequence[object]],
+    ) -> None:
         try:
             context = self.contexts.get(requests[0].model_id)
             if context is None:
