@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install run campus test test-fast lint bench clean
+.PHONY: install install-quantized run campus test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The optional quantized engine (llama.cpp on the GGUF files as shipped; docs/operations.md),
+# not part of `make run`: llama-cpp-python has no binary wheel on PyPI, so pip builds it
+# from source (about 5 minutes on 2 cores with gcc and cmake) and keeps the wheel in its
+# cache, from which a fresh clone installs it in seconds.
+QSTAMP := $(VENV)/.installed-quantized
+$(QSTAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,quantized]'
+	touch $(QSTAMP)
+
+install-quantized: $(QSTAMP)
 
 # npm ci installs exactly the locked axe-core into tests/browser/node_modules (git-ignored).
 # Without npm (apt-get install npm; .ci/run does) the browser tests skip, or fail under CI.
@@ -48,7 +59,7 @@ campus: install
 # (apt-get install chromium) and axe-core from npm (apt-get install npm); .ci/run installs
 # both. Without them they skip, saying so in the summary, except under CI=true, where they
 # fail.
-test: install $(AXE)
+test: install install-quantized $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # While iterating: every test that needs no model, no server, no browser and no app

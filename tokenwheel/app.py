@@ -69,6 +69,7 @@ def inference_options(settings: Settings) -> InferenceOptions:
         max_batch=settings.max_batch,
         max_queue=settings.model_queue,
         inference_process=settings.inference == "process",
+        quantized_models=settings.quantized_models,
     )
 
 

@@ -39,6 +39,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from tokenwheel.inference.catalog import default_quantized_models
 from tokenwheel.inference.types import DTYPE_NAMES
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -249,6 +250,8 @@ class Settings(BaseSettings):
         tuple[dict[str, object], ...], _text(lambda _, text: parse_extra_models(text))
     ] = ()
     engine: Engine = "fast"
+    # llama.cpp on the GGUF file as shipped, per model; default: models within 1e-3 of float32
+    quantized_models: _Names = Field(default_factory=default_quantized_models)
     # "process": forward passes in a child process of each server process (no GIL shared
     # with the request threads); "thread": in the server's own process
     inference: Inference = "process"

@@ -50,6 +50,8 @@ def test_models_lists_the_catalog_with_one_default(client: FlaskClient) -> None:
     assert models["gpt2"]["available"] is False and models["gpt2"]["reason"]
     assert models[BUNDLED]["available"] is True and models[BUNDLED]["loaded"] is True
     assert models[BUNDLED]["vocabulary_size"] == 49152
+    # by default every model runs in float32 torch (the quantized engine is opt-in)
+    assert {(m["engine"], m["max_abs_dp_vs_float32"]) for m in models.values()} == {("torch", 0.0)}
     # the default is what a session gets when no model is named
     r = client.post("/api/sessions", json={})
     assert r.json["model_name"] == body["default_model"]

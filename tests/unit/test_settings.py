@@ -94,6 +94,7 @@ OLD_DEFAULTS: dict[str, object] = {
     "model_memory_budget": None,
     "extra_models": (),
     "engine": "fast",
+    "quantized_models": (),  # none: every model is more than 1e-3 from float32 on llama.cpp
     "inference": "process",
     "kv_cache_bytes": 1 << 30,
     "logits_cache_bytes": 128 << 20,
@@ -160,6 +161,7 @@ def test_derived_defaults_follow_the_instance_path(tmp_path: Path) -> None:
         ("PRELOAD", " gpt2, ,smollm2-135m ", "preload", ("gpt2", "smollm2-135m")),
         ("MODEL_MEMORY_BUDGET", "2.5G", "model_memory_budget", int(2.5 * (1 << 30))),
         ("ENGINE", "naive", "engine", "naive"),
+        ("QUANTIZED_MODELS", "smollm2-135m", "quantized_models", ("smollm2-135m",)),
         ("INFERENCE", "thread", "inference", "thread"),
         ("KV_CACHE", "2GiB", "kv_cache_bytes", 2 << 30),
         ("LOGITS_CACHE", "512MB", "logits_cache_bytes", 512 << 20),

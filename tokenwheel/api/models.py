@@ -38,6 +38,8 @@ def list_models() -> dict[str, Any]:
                 "vocabulary_size": m.vocabulary_size,
                 "max_context": m.max_context,
                 "dtype": m.dtype,
+                "engine": m.engine,
+                "max_abs_dp_vs_float32": m.max_abs_dp_vs_float32,
             }
             for m in result.models
         ],

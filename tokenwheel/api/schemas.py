@@ -296,6 +296,12 @@ class ModelSchema(Schema):
         allow_none=True, metadata={"description": "Most tokens (prompt + generated) it sees."}
     )
     dtype = fields.String(allow_none=True, metadata={"description": "Weights dtype once loaded."})
+    engine = fields.String(
+        required=True, metadata={"description": "torch | llama.cpp (the GGUF file, opt-in)."}
+    )
+    max_abs_dp_vs_float32 = fields.Float(
+        allow_none=True, metadata={"description": "Measured max |dp| from float32 (null: unknown)."}
+    )
 
 
 class ModelsSchema(Schema):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from .catalog import CATALOG, ModelSpec
 from .loading import availability, probe_hub
 from .model import LoadedModel
+from .quantized import quantized_problem
 from .types import InferenceOptions, ModelInfo, ModelUnavailableError, UnknownModelError
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,13 @@ class ModelAvailability:
             s for s in options.extra_models if isinstance(s, ModelSpec)
         )
         self._loaded = loaded
+        self.quantized = frozenset(options.quantized_models)
+        for model_id in sorted(self.quantized):  # an operator's typo fails at start-up
+            if not self.spec(model_id).gguf_file:
+                raise UnknownModelError(
+                    f"TOKENWHEEL_QUANTIZED_MODELS names {model_id!r}, which has no GGUF file "
+                    "(the quantized engine runs GGUF files)"
+                )
         self._checked: dict[str, tuple[float, bool, str | None]] = {}
         self._hub_probe: tuple[float, str | None] | None = None
         self._hub_probe_lock = threading.Lock()
@@ -54,7 +62,13 @@ class ModelAvailability:
         now = time.monotonic()
         if cached and now - cached[0] < AVAILABILITY_TTL:
             return cached[1], cached[2]
-        ok, reason = availability(self.spec(model_id), self.options, self._hub_problem)
+        spec = self.spec(model_id)
+        ok, reason = availability(spec, self.options, self._hub_problem)
+        if ok and model_id in self.quantized:
+            # selected for llama.cpp but not installed: unavailable with the reason (never
+            # served in float32 behind the operator's back)
+            reason = quantized_problem(spec)
+            ok = reason is None
         self._checked[model_id] = (now, ok, reason)
         return ok, reason
 
@@ -106,12 +120,19 @@ class ModelAvailability:
             return min(limit, cap) if limit else cap
         return limit
 
+    def _engine(self, spec: ModelSpec) -> tuple[str, float | None]:
+        """Which engine serves ``spec`` and its measured max |dp| from float32."""
+        if spec.id in self.quantized:
+            return "llama.cpp", spec.quantized_max_dp
+        return "torch", 0.0 if self.options.dtype == "float32" else None
+
     def describe(self, models: Mapping[str, LoadedModel]) -> list[ModelInfo]:
         """Every catalog model as the API lists it; ``models``: the loaded ones by id."""
         infos = []
         for spec in self.specs:
             ok, reason = self.availability(spec.id)
             loaded = models.get(spec.id)
+            engine, deviation = self._engine(spec)
             infos.append(
                 ModelInfo(
                     id=spec.id,
@@ -125,6 +146,8 @@ class ModelAvailability:
                     vocabulary_size=loaded.vocabulary_size if loaded else None,
                     max_context=loaded.max_context if loaded else self.window(spec),
                     dtype=loaded.dtype if loaded else None,
+                    engine=engine,
+                    max_abs_dp_vs_float32=deviation,
                 )
             )
         return infos

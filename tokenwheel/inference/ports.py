@@ -31,6 +31,7 @@ class ModelParts:
     facts: ModelFacts
     seconds: float
     from_cache: bool  # the weights came from the converted-weights cache
+    max_context: int | None = None  # the most positions this engine holds per text
 
 
 class Engine(Protocol):

@@ -29,6 +29,7 @@ from .model import LoadedModel
 from .ports import Engine
 from .prefetch import LogitsKey, Prefetches
 from .process import ProcessEngine
+from .quantized import LlamaEngine, RoutedEngine
 from .tokens import TokenInfo
 from .types import (
     NO_RULES,
@@ -84,6 +85,23 @@ def _engine_kwargs(options: InferenceOptions) -> EngineKwargs:
     )
 
 
+def build_engine(
+    options: InferenceOptions, engine_kwargs: EngineKwargs, quantized: frozenset[str]
+) -> Engine:
+    """torch in a child process (or this one: the naive baseline is the seed's design,
+    forward passes in the server's process), and llama.cpp for the models selected for it."""
+    naive = options.engine == "naive"
+    engine: Engine = (
+        ProcessEngine(options, engine_kwargs)
+        if options.inference_process and not naive
+        else InferenceEngine(**engine_kwargs)
+    )
+    if not quantized:
+        return engine
+    llama = LlamaEngine(threads=options.torch_threads, max_queue=options.max_queue)
+    return RoutedEngine(engine, llama, quantized)
+
+
 class ModelRegistry:
     """What the service asks of the model side, by model id: one registry per process."""
 
@@ -94,13 +112,7 @@ class ModelRegistry:
         self.specs = self.catalog.specs
         self._load_locks: dict[str, threading.Lock] = {s.id: threading.Lock() for s in self.specs}
         naive = options.engine == "naive"
-        engine_kwargs = _engine_kwargs(options)
-        # The naive baseline is the seed's design: forward passes in the server's process.
-        self.engine: Engine = (
-            ProcessEngine(options, engine_kwargs)
-            if options.inference_process and not naive
-            else InferenceEngine(**engine_kwargs)
-        )
+        self.engine = build_engine(options, _engine_kwargs(options), self.catalog.quantized)
         self.dtype = check_dtype(options.dtype)
         self.cache: LogitsCache[LogitsKey, torch.Tensor] = LogitsCache(
             0 if naive else options.logits_cache_bytes, _tensor_bytes
@@ -179,6 +191,7 @@ class ModelRegistry:
         facts = parts.facts
         # a model that names no window (none in the catalog) is served 1024 positions
         window = self.catalog.window(spec, spec.max_context or facts.native_context) or 1024
+        window = min(window, parts.max_context or window)
         model = LoadedModel(spec, parts.tokenizer, parts.weights, max_context=window, facts=facts)
         return model, parts.seconds, parts.from_cache
 

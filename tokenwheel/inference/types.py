@@ -31,6 +31,9 @@ class InferenceOptions:
     # forward passes in a child process (no GIL shared with request threads); the
     # in-process model thread otherwise (tests, and TOKENWHEEL_ENGINE=naive)
     inference_process: bool = False
+    # models served by the optional quantized engine (llama.cpp on the GGUF file as
+    # shipped); every other model runs in torch at ``dtype``
+    quantized_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,10 @@ class ModelInfo:
     vocabulary_size: int | None = None
     max_context: int | None = None
     dtype: str | None = None
+    engine: str = "torch"  # "torch" | "llama.cpp" (the optional quantized engine)
+    # measured max |dp| of this engine against float32 torch (0.0: it is float32 torch;
+    # None: not measured, e.g. bfloat16)
+    max_abs_dp_vs_float32: float | None = 0.0
 
 
 class OverloadedError(RuntimeError):
