@@ -63,10 +63,10 @@ test: install install-quantized $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # While iterating: every test that needs no model, no server, no browser and no app
-# processes waiting out a scheduler's real intervals (PostgreSQL's included), in about a
-# minute. tests/conftest.py marks the model tests.
+# processes waiting out a scheduler's real intervals (PostgreSQL's included), on every
+# core (pytest-xdist). tests/conftest.py marks the model tests.
 test-fast: install
-	$(BIN)/python -m pytest -m "not model and not server and not browser and not processes" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "not model and not server and not browser and not processes" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check tokenwheel tests

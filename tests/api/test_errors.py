@@ -6,7 +6,6 @@ window, and the catalog's Hub models that cannot load here."""
 from __future__ import annotations
 
 import math
-import uuid
 from typing import Any
 
 import pytest
@@ -211,10 +210,10 @@ def test_undo_with_only_the_prompt_is_the_seed_error(prompted: Student) -> None:
     [
         "nope",
         "123",
-        str(uuid.uuid4()),
+        "1a22feae-c950-46ad-9c5e-54532d0fedcd",  # well formed, no such session
         "' OR 1=1 --",
         "00000000-0000-0000-0000-000000000000",
-        str(uuid.uuid4()).upper(),
+        "C3A5AE28-5A7F-45F0-B8F3-EB699E2A9D32",
         "",  # an empty path segment: a JSON 404, not werkzeug's HTML redirect to "/"
     ],
 )
