@@ -6,37 +6,15 @@ model's top tokens. Checked against the sessions' own answers, never hard-coded.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.api.conftest import make_app
-from tests.api.teacher_client import TOKEN
-from tests.conftest import MODEL_CACHE
-from tests.fakes import FakeModels
-from tokenwheel.settings import Settings
+from tests.api import test_classes
+from tests.api.test_classes import AUTH, PROMPT
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-PROMPT = "The cat sat on the"
-
-
-@pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[FlaskClient]:
-    settings = Settings(
-        instance_path=tmp_path,
-        database_url=database_url,
-        scheduler_enabled=False,
-        offline=True,
-        model_cache_dir=MODEL_CACHE,
-        teacher_token=TOKEN,
-    )
-    app: Flask = make_app(settings, FakeModels())  # type: ignore[arg-type]
-    yield app.test_client()
-    app.extensions["tokenwheel.engine"].dispose()
+# the app on the fake model with the teacher token, on SQLite and PostgreSQL
+app, client = test_classes.app, test_classes.client
 
 
 def call(client: FlaskClient, method: str, path: str, expect: int = 200, **kw: Any) -> Any:
