@@ -9,6 +9,7 @@ written.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -55,6 +56,14 @@ GEMMA = "gemma-3-270m"
 # (``app``, ``client``, ``student``...), is a ``model`` test.
 MODEL_FIXTURES = frozenset({"registry", "gemma"})
 MODEL_DIRECTORY = Path(__file__).parent / "models"  # builds its own registries too
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every API test creates an app (its OpenAPI document, schemas, SQLAlchemy objects):
+    with CPython's default thresholds that set off a full collection every few tests,
+    each walking the whole process (torch's objects included), a fifth of the API tests'
+    time. Young objects are collected less often; memory stays bounded."""
+    gc.set_threshold(100_000, 50, 50)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

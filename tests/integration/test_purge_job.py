@@ -75,6 +75,7 @@ def assert_consistent(engine: sa.Engine) -> int:
     return len(index)
 
 
+@pytest.mark.processes
 def test_two_processes_purge_each_session_once_and_never_at_the_same_time(
     database_url: str,
 ) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.fakes import FakeModels
 from tests.integration.workers import Workers
 from tokenwheel.domain import session as d
@@ -21,6 +23,7 @@ PROCESSES = 2
 PER_THREAD = 8
 
 
+@pytest.mark.processes
 def test_two_processes_of_sixteen_threads_race_on_one_session(
     database_url: str, tmp_path: Path
 ) -> None:

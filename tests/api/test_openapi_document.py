@@ -1,0 +1,44 @@
+"""The OpenAPI document of a new app does not depend on how many apps came before it:
+our Blueprint shares the schema instances when flask-smorest copies each view's
+documentation for an app (api/blueprint.py), and must leave the blueprints as it found
+them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.api.conftest import make_app
+from tests.fakes import FakeModels
+from tokenwheel.api import sessions
+from tokenwheel.settings import Settings
+
+
+def document(tmp_path: Path, name: str) -> str:
+    folder = tmp_path / name
+    folder.mkdir()
+    settings = Settings(
+        instance_path=folder,
+        database_url=f"sqlite:///{folder / 'tokenwheel.sqlite3'}",
+        scheduler_enabled=False,
+        offline=True,
+    )
+    app = make_app(settings, FakeModels())  # type: ignore[arg-type]
+    answer = app.test_client().get("/api/openapi.json")
+    assert answer.status_code == 200
+    return json.dumps(answer.json, sort_keys=True)
+
+
+def test_every_app_serves_the_same_document_and_the_blueprints_stay_as_they_were(
+    tmp_path: Path,
+) -> None:
+    docs_before = sessions.blp._docs
+    first, second, third = (document(tmp_path, name) for name in ("a", "b", "c"))
+    assert first == second == third
+    assert sessions.blp._docs is docs_before and type(docs_before) is dict
+    spec = json.loads(first)
+    # the shared schemas still resolve to references, with their components written out
+    create = spec["paths"]["/api/sessions"]["post"]
+    created = create["responses"]["201"]["content"]["application/json"]["schema"]
+    assert created == {"$ref": "#/components/schemas/SessionCreated"}
+    assert "SessionCreated" in spec["components"]["schemas"]
