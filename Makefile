@@ -74,8 +74,9 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# naive vs ours on the same model, in one run; report in bench/results/ (BENCH_ARGS to tune)
-bench: install
+# naive vs ours on the same model, in one run, with the optional quantized engine (built
+# once by install-quantized); report in bench/results/ (BENCH_ARGS to tune)
+bench: install install-quantized
 	$(BIN)/python -m pip install --quiet 'matplotlib>=3.8'
 	$(BIN)/tokenwheel bench $(BENCH_ARGS)
 

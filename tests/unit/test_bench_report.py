@@ -127,3 +127,63 @@ def test_the_lab_part_prints_naive_ours_and_their_ratio() -> None:
         "compare_steps20_median_ms": 5.0,
         "score_300_tokens_median_ms": 1.0,
     }
+
+
+def test_the_table_sets_a_step_beside_its_floor_when_the_run_measured_it() -> None:
+    fast = {"peak_rss_mb": 1, "after_30x300": {"rss_mb": 1, "peak_rss_mb": 1}}
+    report: dict[str, Any] = {
+        "model": "m",
+        "machine": {"cpus": 2},
+        "in_process": {
+            "steps": [],
+            "cache_hit_ms": 1,
+            "cache_hit_naive_ms": 1,
+            "step_512_over_8": 1.0,
+            "limit": {
+                "weight_mb": 538.2,
+                "bandwidth_gbs": 12.5,
+                "floor_ms": 43.06,
+                "step_ms": 47.7,
+                "step_over_floor": 1.11,
+            },
+        },
+        "classroom": {"naive": {"peak_rss_mb": 1}, "fast": fast},
+        "ratios": {},
+    }
+    line = "floor of a step: 538 MB of weights read at 12.5 GB/s (measured) = 43.1 ms"
+    assert line + "; ours at 8 tokens 47.7 ms = 1.1x it" in bench.format_table(report)
+    del report["in_process"]["limit"]  # a report from before the floor was measured
+    assert "floor of a step" not in bench.format_table(report)
+
+
+def test_the_quantized_engine_is_set_beside_torch_the_naive_pass_and_its_floor() -> None:
+    limit = {
+        "weight_mb": 92.0,
+        "bandwidth_gbs": 10.0,
+        "floor_ms": 9.2,
+        "step_ms": 6.7,
+        "step_over_floor": 0.73,
+    }
+    report: dict[str, Any] = {
+        "in_process": {"steps": [{"context": 64, "naive_ms": 67.0, "ours_ms": 48.0}]},
+        "quantized": {
+            "context": 64,
+            "steps": [
+                {"sequences": 1, "torch_float32_ms": 47.7, "llama_cpp_ms": 6.7, "speedup": 7.1},
+                {"sequences": 30, "torch_float32_ms": 300.0, "llama_cpp_ms": 60.0, "speedup": 5.0},
+            ],
+            "limits": {"llama_cpp": limit},
+        },
+    }
+    text = "\n".join(bench.report.quantized_lines(report))
+    assert "         1       47.7        6.7    7.1x" in text
+    assert "        30      300.0       60.0    5.0x" in text
+    assert "naive full pass at 64 tokens: 67.0 ms (10.0x llama.cpp's one-sequence step)" in text
+    assert "floor of a step (llama_cpp): 92 MB read at 10.0 GB/s = 9.2 ms; measured" in text
+    report["quantized"] = {"skipped": "llama-cpp-python is not installed"}
+    assert bench.report.quantized_lines(report) == [
+        "",
+        "quantized engine: not measured (llama-cpp-python is not installed)",
+    ]
+    del report["quantized"]
+    assert bench.report.quantized_lines(report) == []

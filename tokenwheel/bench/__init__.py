@@ -14,12 +14,18 @@ Three parts, all printed as ratios against the naive way measured in the same pr
    spinning classes twice with ours: without prefetch and with it);
 3. the server's peak RSS, and its RSS after 30 sessions of 300 tokens each;
 4. the lab's answers (sample n = 1000, compare 20 steps, score 300 tokens), server-side
-   medians, naive and ours (``tokenwheel.bench.lab``).
+   medians, naive and ours (``tokenwheel.bench.lab``);
+5. the optional quantized engine (llama.cpp on the GGUF file as shipped) against our
+   float32 torch engine, one to 30 sequences a step (``tokenwheel.bench.quantized``),
+   when llama-cpp-python is installed (``make bench`` installs it).
+Beside the one-token steps, the floor under them: the bytes a step reads over the memory
+bandwidth measured in the same run (``tokenwheel.bench.limits``).
 Results go to ``bench/results/latest.json`` and ``latest.png``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -27,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import lab
+from . import lab, quantized
 from .classroom import (
     SCENARIOS,
     SHARED_PROMPT,
@@ -80,7 +86,7 @@ def run(
         "seconds": seconds,
         "think_s": list(think) if think else None,
     }
-    print(f"[1/4] step latency in-process ({model_id}, {repeats} repeats)...", flush=True)
+    print(f"[1/5] step latency in-process ({model_id}, {repeats} repeats)...", flush=True)
     report["in_process"] = step_latencies(model_id, cache_dir, repeats)
     report["classroom"] = {}
     for engine in ("naive", "fast"):
@@ -97,7 +103,7 @@ def run(
             for prefetch in (False, True) if engine == "fast" and pause else (True,):
                 name = scenario if prefetch else f"{scenario}-no-prefetch"
                 print(
-                    f"[2/4] classroom over HTTP ({engine}, {name}): {students} students, "
+                    f"[2/5] classroom over HTTP ({engine}, {name}): {students} students, "
                     f"{seconds:g} s, {pace}, on a fresh server...",
                     flush=True,
                 )
@@ -109,7 +115,7 @@ def run(
                     result[name] = summary
         result["peak_rss_mb"] = max(r["peak_rss_mb"] for r in result.values())
         report["classroom"][engine] = result
-    print("[3/4] memory: 30 sessions of 300 tokens on a fresh server...", flush=True)
+    print("[3/5] memory: 30 sessions of 300 tokens on a fresh server...", flush=True)
     try:
         with Server("fast", model_id, cache_dir) as server:
             memory_phase(server.port, 30, 300)
@@ -122,8 +128,13 @@ def run(
         }
     report["lab"] = {}
     for engine in ("naive", "fast"):
-        print(f"[4/4] the lab's answers ({engine}, {lab_repeats} repeats)...", flush=True)
+        print(f"[4/5] the lab's answers ({engine}, {lab_repeats} repeats)...", flush=True)
         report["lab"][engine] = lab.run(model_id, lab_repeats, engine)
+    if importlib.util.find_spec("llama_cpp") is None:
+        report["quantized"] = {"skipped": "llama-cpp-python is not installed"}
+    else:
+        print("[5/5] the quantized engine against float32 torch, in-process...", flush=True)
+        report["quantized"] = quantized.quantized_steps(model_id, cache_dir)
     report["ratios"] = ratios(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2) + "\n")

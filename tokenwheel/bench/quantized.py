@@ -12,7 +12,10 @@ import random
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+from .limits import floor, read_bandwidth_gbs, weight_bytes
 
 BATCHES = (1, 8, 30)
 CONTEXT = 64  # tokens of each sequence before its step
@@ -27,6 +30,7 @@ def quantized_steps(model_id: str, cache_dir: str, repeats: int = 10) -> dict[st
     import torch
 
     from ..inference.engine import InferenceEngine
+    from ..inference.loading import weights_location
     from ..inference.quantized import LlamaEngine
     from ..inference.registry import ModelRegistry
     from ..inference.types import InferenceOptions
@@ -65,7 +69,24 @@ def quantized_steps(model_id: str, cache_dir: str, repeats: int = 10) -> dict[st
                     del ids[-repeats:]
             row["speedup"] = round(row["torch_float32_ms"] / row["llama_cpp_ms"], 1)
             rows.append(row)
-        return {"model": model_id, "context": CONTEXT, "threads": threads, "steps": rows}
+        # the floor of a one-sequence step on each engine: the float32 weights, or about
+        # the GGUF file as shipped (its tensors are what llama.cpp reads)
+        folder, kwargs = weights_location(model.spec, torch_side.options)
+        shipped = (Path(folder) / str(kwargs["gguf_file"])).stat().st_size
+        bandwidth = read_bandwidth_gbs(threads)
+        limits = {
+            "torch_float32": floor(
+                weight_bytes(model.model), bandwidth, rows[0]["torch_float32_ms"]
+            ),
+            "llama_cpp": floor(shipped, bandwidth, rows[0]["llama_cpp_ms"]),
+        }
+        return {
+            "model": model_id,
+            "context": CONTEXT,
+            "threads": threads,
+            "steps": rows,
+            "limits": limits,
+        }
     finally:
         for engine in engines.values():
             engine.shutdown()

@@ -65,6 +65,13 @@ def format_table(report: dict[str, Any]) -> str:
         f"({ip['cache_hit_naive_ms'] / max(ip['cache_hit_ms'], 1e-9):.0f}x)",
         f"step at 512 / step at 8 (ours): {ip['step_512_over_8']}x",
     ]
+    if "limit" in ip:  # reports written before the floor was measured have none
+        floor = ip["limit"]
+        lines.append(
+            f"floor of a step: {floor['weight_mb']:.0f} MB of weights read at "
+            f"{floor['bandwidth_gbs']:.1f} GB/s (measured) = {floor['floor_ms']:.1f} ms; "
+            f"ours at 8 tokens {floor['step_ms']:.1f} ms = {floor['step_over_floor']:.1f}x it"
+        )
     naive, fast = report["classroom"]["naive"], report["classroom"]["fast"]
     for scenario in SCENARIOS:
         if scenario not in fast:
@@ -123,6 +130,7 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{key.split('_median')[0]:>24} {x:>10.1f} {y:>10.1f} "
                 f"{report['ratios']['lab'][key]:>6.1f}x"
             )
+    lines += quantized_lines(report)
     lines += [
         "",
         f"peak RSS MB: naive {naive['peak_rss_mb']}, ours {fast['peak_rss_mb']}",
@@ -130,6 +138,40 @@ def format_table(report: dict[str, Any]) -> str:
         f"{fast['after_30x300']['rss_mb']} MB (peak {fast['after_30x300']['peak_rss_mb']} MB)",
     ]
     return "\n".join(lines)
+
+
+def quantized_lines(report: dict[str, Any]) -> list[str]:
+    """The quantized engine's steps beside float32 torch's and the naive full pass."""
+    q = report.get("quantized")
+    if not q:
+        return []
+    if "skipped" in q:
+        return ["", f"quantized engine: not measured ({q['skipped']})"]
+    naive = {row["context"]: row["naive_ms"] for row in report["in_process"]["steps"]}
+    lines = [
+        "",
+        f"one-token steps at {q['context']} tokens, median ms: llama.cpp on the GGUF file "
+        "as shipped against float32 torch (ours)",
+        f"{'sequences':>10} {'torch ms':>10} {'llama ms':>10} {'ratio':>7}",
+    ]
+    for row in q["steps"]:
+        lines.append(
+            f"{row['sequences']:>10} {row['torch_float32_ms']:>10.1f} "
+            f"{row['llama_cpp_ms']:>10.1f} {row['speedup']:>6.1f}x"
+        )
+    if q["context"] in naive:
+        one = q["steps"][0]["llama_cpp_ms"]
+        lines.append(
+            f"naive full pass at {q['context']} tokens: {naive[q['context']]:.1f} ms "
+            f"({naive[q['context']] / one:.1f}x llama.cpp's one-sequence step)"
+        )
+    for engine, limit in q.get("limits", {}).items():
+        lines.append(
+            f"floor of a step ({engine}): {limit['weight_mb']:.0f} MB read at "
+            f"{limit['bandwidth_gbs']:.1f} GB/s = {limit['floor_ms']:.1f} ms; "
+            f"measured {limit['step_ms']:.1f} ms = {limit['step_over_floor']:.1f}x it"
+        )
+    return lines
 
 
 def _chart(report: dict[str, Any], path: Path) -> None:

@@ -7,6 +7,8 @@ import statistics
 import time
 from typing import Any
 
+from .limits import step_floor
+
 CONTEXTS = (8, 64, 256, 512)
 
 
@@ -59,6 +61,8 @@ def step_latencies(model_id: str, cache_dir: str, repeats: int) -> dict[str, Any
             "cache_hit_ms": _median_ms(hits),
             "cache_hit_naive_ms": naive_64,
             "step_512_over_8": round(rows[-1]["ours_ms"] / rows[0]["ours_ms"], 2),
+            # ours at the shortest context against the bytes it reads / the bandwidth
+            "limit": step_floor(model.model, registry.engine.threads, rows[0]["ours_ms"]),
         }
     finally:
         engine.shutdown()
