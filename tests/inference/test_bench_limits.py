@@ -36,3 +36,13 @@ def test_the_bandwidth_and_the_floor_come_from_a_measurement() -> None:
     expected_ms = 2048 * 2048 * 4 / (floor["bandwidth_gbs"] * 1e9) * 1000
     assert floor["floor_ms"] == pytest.approx(expected_ms, rel=0.01, abs=0.01)
     assert floor["step_over_floor"] == pytest.approx(20.0 / floor["floor_ms"], rel=0.01)
+
+
+def test_the_bench_measures_the_quantized_engine_only_where_it_can_run() -> None:
+    from tokenwheel.bench import quantized_problem
+    from tokenwheel.inference.quantized import llama_cpp_problem
+
+    assert quantized_problem("gpt2") == "gpt2 has no GGUF file for the quantized engine"
+    assert quantized_problem("nope") == "nope is not a bundled model"
+    # a bundled GGUF model: measured exactly when llama-cpp-python is installed
+    assert quantized_problem("smollm2-135m") == llama_cpp_problem()

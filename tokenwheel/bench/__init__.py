@@ -6,7 +6,7 @@ re-tokenizing the text as the seed does costs well under a millisecond more and 
 change the context, see docs/api.md). Ours is the default engine: logits cache, shared
 KV prefixes, batched one-token steps.
 
-Three parts, all printed as ratios against the naive way measured in the same process:
+Five parts, all printed as ratios against the naive way measured in the same process:
 1. step latency at a context of 8, 64, 256 and 512 tokens (median of repeats), and a
    repeated query (cache hit), in-process;
 2. a classroom over HTTP: N simulated students against a real ``tokenwheel serve`` on
@@ -25,7 +25,6 @@ Results go to ``bench/results/latest.json`` and ``latest.png``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -130,8 +129,9 @@ def run(
     for engine in ("naive", "fast"):
         print(f"[4/5] the lab's answers ({engine}, {lab_repeats} repeats)...", flush=True)
         report["lab"][engine] = lab.run(model_id, lab_repeats, engine)
-    if importlib.util.find_spec("llama_cpp") is None:
-        report["quantized"] = {"skipped": "llama-cpp-python is not installed"}
+    problem = quantized_problem(model_id)
+    if problem:
+        report["quantized"] = {"skipped": problem}
     else:
         print("[5/5] the quantized engine against float32 torch, in-process...", flush=True)
         report["quantized"] = quantized.quantized_steps(model_id, cache_dir)
@@ -142,3 +142,12 @@ def run(
     print(format_table(report))
     print(f"\nwritten: {out_dir / 'latest.json'}, {out_dir / 'latest.png'}")
     return report
+
+
+def quantized_problem(model_id: str) -> str | None:
+    """Why the quantized engine cannot be measured on ``model_id`` here (None: it can)."""
+    from ..inference.catalog import CATALOG
+    from ..inference.quantized import quantized_problem as problem
+
+    spec = next((spec for spec in CATALOG if spec.id == model_id), None)
+    return f"{model_id} is not a bundled model" if spec is None else problem(spec)
