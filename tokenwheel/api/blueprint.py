@@ -114,7 +114,7 @@ class _SharingSchemas(dict[str, Any]):
     """A view-documentation dict whose deep copy keeps the schema instances it holds."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
-        memo.update((id(schema), schema) for schema in _schemas(dict(self)))
+        memo.update((id(schema), schema) for schema in _schemas(self))
         return {key: deepcopy(value, memo) for key, value in self.items()}
 
 

@@ -12,7 +12,6 @@ import random
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from .limits import floor, read_bandwidth_gbs, weight_bytes
@@ -30,7 +29,7 @@ def quantized_steps(model_id: str, cache_dir: str, repeats: int = 10) -> dict[st
     import torch
 
     from ..inference.engine import InferenceEngine
-    from ..inference.loading import weights_location
+    from ..inference.loading import gguf_path
     from ..inference.quantized import LlamaEngine
     from ..inference.registry import ModelRegistry
     from ..inference.types import InferenceOptions
@@ -71,8 +70,7 @@ def quantized_steps(model_id: str, cache_dir: str, repeats: int = 10) -> dict[st
             rows.append(row)
         # the floor of a one-sequence step on each engine: the float32 weights, or about
         # the GGUF file as shipped (its tensors are what llama.cpp reads)
-        folder, kwargs = weights_location(model.spec, torch_side.options)
-        shipped = (Path(folder) / str(kwargs["gguf_file"])).stat().st_size
+        shipped = gguf_path(model.spec, torch_side.options).stat().st_size
         bandwidth = read_bandwidth_gbs(threads)
         limits = {
             "torch_float32": floor(

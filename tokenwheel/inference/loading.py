@@ -138,6 +138,12 @@ def weights_location(spec: ModelSpec, options: InferenceOptions) -> tuple[str, d
     return spec.hub_repo, {"local_files_only": hub_cached(spec.hub_repo)}
 
 
+def gguf_path(spec: ModelSpec, options: InferenceOptions) -> Path:
+    """The GGUF file of a ``spec`` that has one, as shipped (assembled if it comes in parts)."""
+    folder, kwargs = weights_location(spec, options)
+    return Path(folder) / str(kwargs["gguf_file"])
+
+
 def _assembled_folder(spec: ModelSpec, options: InferenceOptions) -> Path:
     """Build the GGUF file from the package's chunks once, into our cache folder."""
     assert spec.package and spec.gguf_file

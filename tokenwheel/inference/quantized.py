@@ -26,14 +26,13 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .catalog import ModelSpec
 from .llama_runtime import LLAMA_PACKAGE, LlamaContext, LlamaError
-from .loading import load_text_side, weights_location
+from .loading import gguf_path, load_text_side
 from .model import LoadedModel, ModelFacts, eos_ids
 from .ports import Engine, ModelParts
 from .scoring import position_numbers
@@ -89,8 +88,7 @@ class LlamaEngine:
         if problem is not None:
             raise ModelUnavailableError(problem)
         started = time.perf_counter()
-        folder, kwargs = weights_location(spec, options)
-        path = Path(folder) / str(kwargs["gguf_file"])
+        path = gguf_path(spec, options)
         with self._lock:
             if spec.id not in self.contexts:
                 try:
