@@ -64,9 +64,12 @@ test: install install-quantized $(AXE)
 
 # While iterating: every test that needs no model, no server, no browser and no app
 # processes waiting out a scheduler's real intervals (PostgreSQL's included), on every
-# core (pytest-xdist). tests/conftest.py marks the model tests.
+# core (pytest-xdist). tests/conftest.py marks the model tests, and every test in
+# tests/models, tests/browser, tests/system and tests/hostile, which are therefore not
+# even collected here (each worker would import Playwright and schemathesis for nothing).
+FAST_DIRS := tests/unit tests/inference tests/integration tests/api
 test-fast: install
-	$(BIN)/python -m pytest -n auto -m "not model and not server and not browser and not processes" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "not model and not server and not browser and not processes" $(FAST_DIRS) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check tokenwheel tests

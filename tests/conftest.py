@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
+from tests.pg_schemas import SchemaPool
 from tokenwheel.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,6 +57,14 @@ GEMMA = "gemma-3-270m"
 # (``app``, ``client``, ``student``...), is a ``model`` test.
 MODEL_FIXTURES = frozenset({"registry", "gemma"})
 MODEL_DIRECTORY = Path(__file__).parent / "models"  # builds its own registries too
+# Folders whose every test is marked whatever its file says (``make test-fast`` does not
+# collect them at all).
+FOLDER_MARKS = {
+    MODEL_DIRECTORY: "model",
+    Path(__file__).parent / "browser": "browser",
+    Path(__file__).parent / "system": "server",
+    Path(__file__).parent / "hostile": "server",
+}
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -69,8 +78,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         uses = set(getattr(item, "fixturenames", ()))
-        if uses & MODEL_FIXTURES or MODEL_DIRECTORY in item.path.parents:
+        if uses & MODEL_FIXTURES:
             item.add_marker(pytest.mark.model)
+        for folder, mark in FOLDER_MARKS.items():
+            if folder in item.path.parents:
+                item.add_marker(mark)
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +153,22 @@ def pg_url(pg_server: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def pg_schemas(pg_server: str) -> Iterator[SchemaPool]:
+    pool = SchemaPool(pg_server)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def migrated_pg_url(pg_schemas: SchemaPool) -> Iterator[str]:
+    """A schema of the test database migrated to head, with no rows, for one test
+    (tests/pg_schemas.py: reused by emptying it, which is ten times faster than
+    migrating a new one)."""
+    with pg_schemas.take() as url:
+        yield url
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tokenwheel.sqlite3'}"
@@ -148,9 +176,17 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
+    """A database for one test: on SQLite a new file (the app migrates it, or starts it
+    as a copy of a migrated one), on PostgreSQL a migrated schema with no rows."""
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return str(request.getfixturevalue("migrated_pg_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest) -> str:
+    """A database with nothing in it, not even the tables: for the migrations' tests."""
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def test_the_bandwidth_and_the_floor_come_from_a_measurement() -> None:
     bandwidth = read_bandwidth_gbs(threads=1, megabytes=16, repeats=3)
     assert 0.1 < bandwidth < 10_000  # GB/s: a real reading, not a constant
     layer = torch.nn.Linear(2048, 2048, bias=False)  # 16.8 MB: a floor of a few ms
-    floor = step_floor(layer, threads=1, step_ms=20.0)
+    floor = step_floor(layer, threads=1, step_ms=20.0, megabytes=64)
     assert floor["weight_mb"] == 16.8
     expected_ms = 2048 * 2048 * 4 / (floor["bandwidth_gbs"] * 1e9) * 1000
     assert floor["floor_ms"] == pytest.approx(expected_ms, rel=0.01, abs=0.01)

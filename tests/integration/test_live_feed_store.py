@@ -29,7 +29,7 @@ def stores(request: pytest.FixtureRequest) -> Iterator[tuple[object, object]]:
         memory = InMemoryEventStore()
         yield memory, memory
         return
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "migrated_pg_url")
     engine = make_engine(url)
     migrate.upgrade(engine)
     yield SqlEventStore(engine), SqlClassFeed(engine)

@@ -8,8 +8,8 @@ from tokenwheel.store import migrate
 from tokenwheel.store.database import make_engine
 
 
-def test_upgrade_on_empty_database_then_no_drift(database_url: str) -> None:
-    engine = make_engine(database_url)
+def test_upgrade_on_empty_database_then_no_drift(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
     migrate.upgrade(engine)
     inspector = sa.inspect(engine)
     assert {"events", "session_index", "idempotency_keys", "alembic_version"} <= set(

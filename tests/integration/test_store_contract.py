@@ -32,7 +32,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[InMemoryEventStore | SqlEv
     if request.param == "memory":
         yield InMemoryEventStore()
         return
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "migrated_pg_url")
     engine = make_engine(url)
     migrate.upgrade(engine)
     yield SqlEventStore(engine)

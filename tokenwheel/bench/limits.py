@@ -64,6 +64,8 @@ def floor(size_bytes: int, bandwidth_gbs: float, step_ms: float) -> dict[str, fl
     }
 
 
-def step_floor(module: Any, threads: int, step_ms: float) -> dict[str, float]:
+def step_floor(
+    module: Any, threads: int, step_ms: float, megabytes: int = BANDWIDTH_MB
+) -> dict[str, float]:
     """The floor for one step of the torch ``module``, bandwidth measured now."""
-    return floor(weight_bytes(module), read_bandwidth_gbs(threads), step_ms)
+    return floor(weight_bytes(module), read_bandwidth_gbs(threads, megabytes), step_ms)
