@@ -34,6 +34,7 @@ from .model import LoadedModel, ModelFacts
 from .passes import EngineStats, ForwardPasses, LogitsRequest
 from .ports import ModelParts
 from .scoring import PositionsRequest, score_positions
+from .skinny import use_skinny_output
 from .types import InferenceOptions, OverloadedError, PositionNumbers
 from .work_queue import QueueFull, WorkQueue
 
@@ -106,8 +107,10 @@ class InferenceEngine:
     # ------------------------------------------------------------ public
 
     def load(self, spec: ModelSpec, options: InferenceOptions, dtype: torch.dtype) -> ModelParts:
-        """Tokenizer and weights, both here."""
+        """Tokenizer and weights, both here; the output layer batched as
+        :mod:`~tokenwheel.inference.skinny` runs it fastest."""
         loaded = load_pretrained(spec, options, dtype)
+        use_skinny_output(loaded.model)
         facts = ModelFacts.of(loaded.tokenizer, loaded.model)
         return ModelParts(loaded.tokenizer, loaded.model, facts, loaded.seconds, loaded.from_cache)
 
