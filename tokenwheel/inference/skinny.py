@@ -43,5 +43,5 @@ def use_skinny_output(model: Any) -> bool:
     layer = model.get_output_embeddings()
     if type(layer) is not nn.Linear or layer.weight.dtype != torch.float32:
         return False
-    layer.forward = types.MethodType(_forward, layer)
+    layer.forward = types.MethodType(_forward, layer)  # type: ignore[method-assign]
     return True
