@@ -12,9 +12,9 @@ import logging
 from typing import Any
 
 from flask import Flask, current_app, jsonify
-from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from tokenwheel.api.documentation import DocumentedOnFirstRead
 from tokenwheel.api.schemas import ApiErrorSchema
 from tokenwheel.domain.errors import (
     ClassNotFound,
@@ -103,9 +103,10 @@ def failure_body(error: BaseException, status: int = 500) -> dict[str, Any]:
     }
 
 
-class TokenWheelApi(Api):
+class TokenWheelApi(DocumentedOnFirstRead):
     """flask-smorest's Api with Token Wheel's error body (also in the documented default
-    error responses that flask-smorest adds, e.g. 400 for query arguments)."""
+    error responses that flask-smorest adds, e.g. 400 for query arguments), documenting
+    its views when the document is first read (api/documentation.py)."""
 
     # One instance for every app: apispec instantiates a class once per status code it
     # documents (57 per app), which was a tenth of the cost of creating an app.

@@ -13,7 +13,6 @@ from dataclasses import asdict
 from typing import Any, TypeVar
 
 from flask import Response, current_app, request
-from flask_smorest import Api
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
@@ -27,6 +26,7 @@ from . import schemas as s
 from . import teacher_schemas as t
 from .blueprint import Blueprint
 from .bodies import display, distribution_body, session_body, statistics_body
+from .documentation import DocumentedOnFirstRead
 from .services import teaching
 
 SECURITY_SCHEME = "teacherToken"
@@ -94,14 +94,16 @@ def _teacher_only(blp: Blueprint, view: F) -> F:
 teacher_only = guarded(blp)
 
 
-def register(api: Api) -> None:
-    api.spec.components.security_scheme(
-        SECURITY_SCHEME,
-        {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "The value of TOKENWHEEL_TEACHER_TOKEN.",
-        },
+def register(api: DocumentedOnFirstRead) -> None:
+    api.document_later(
+        lambda spec: spec.components.security_scheme(
+            SECURITY_SCHEME,
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The value of TOKENWHEEL_TEACHER_TOKEN.",
+            },
+        )
     )
     api.register_blueprint(blp)
 
