@@ -19,13 +19,23 @@ BANDWIDTH_REPEATS = 7
 
 
 def weight_bytes(module: Any) -> int:
-    """Bytes of the module's parameters and buffers, a tensor shared by two names once."""
+    """Bytes of the module's parameters and buffers a step reads, a tensor shared by two
+    names once. A packed linear layer (inference/packed.py) is read in its packed copy;
+    the plain weight it keeps for a tied input embedding is read a row at a time, so it
+    is not counted."""
+    looked_up = {
+        id(m.weight)
+        for m in module.modules()
+        if getattr(m, "packed_weight", None) is not None and m.weight is not None
+    }
     seen: set[int] = set()
     total = 0
     for tensor in (*module.parameters(), *module.buffers()):
-        if tensor.data_ptr() in seen:
+        # a packed tensor has no data pointer; it belongs to one layer
+        key = id(tensor) if tensor.is_mkldnn else tensor.data_ptr()
+        if id(tensor) in looked_up or key in seen:
             continue
-        seen.add(tensor.data_ptr())
+        seen.add(key)
         total += tensor.numel() * tensor.element_size()
     return total
 

@@ -31,10 +31,10 @@ from .catalog import ModelSpec
 from .kv import PrefixCache
 from .loading import load_pretrained
 from .model import LoadedModel, ModelFacts
+from .packed import pack_linears
 from .passes import EngineStats, ForwardPasses, LogitsRequest
 from .ports import ModelParts
 from .scoring import PositionsRequest, score_positions
-from .skinny import use_skinny_output
 from .types import InferenceOptions, OverloadedError, PositionNumbers
 from .work_queue import QueueFull, WorkQueue
 
@@ -58,6 +58,7 @@ class EngineKwargs(TypedDict):
     batch_wait: float
     max_queue: int
     reuse_kv: bool
+    pack: bool
 
 
 class InferenceEngine:
@@ -74,9 +75,11 @@ class InferenceEngine:
         batch_wait: float = 0.003,
         max_queue: int = 256,
         reuse_kv: bool = True,
+        pack: bool = True,
         max_prefetches: int = MAX_PREFETCHES,
     ) -> None:
         self.threads = threads or max(1, os.cpu_count() or 1)
+        self.pack = pack
         # Prefills are arithmetic (every prompt token through every layer) and come in
         # bursts when a class sets its prompts: they get every core. One-token steps are
         # bound by reading the weights and get ``threads``.
@@ -107,10 +110,11 @@ class InferenceEngine:
     # ------------------------------------------------------------ public
 
     def load(self, spec: ModelSpec, options: InferenceOptions, dtype: torch.dtype) -> ModelParts:
-        """Tokenizer and weights, both here; the output layer batched as
-        :mod:`~tokenwheel.inference.skinny` runs it fastest."""
+        """Tokenizer and weights, both here; linear layers on packed weights
+        (:mod:`~tokenwheel.inference.packed`) unless this is the naive engine."""
         loaded = load_pretrained(spec, options, dtype)
-        use_skinny_output(loaded.model)
+        if self.pack:
+            pack_linears(loaded.model)
         facts = ModelFacts.of(loaded.tokenizer, loaded.model)
         return ModelParts(loaded.tokenizer, loaded.model, facts, loaded.seconds, loaded.from_cache)
 

@@ -41,10 +41,16 @@ class ModelFacts:
 
     @classmethod
     def of(cls, tokenizer: Any, model: Any) -> ModelFacts:
+        """The facts of ``model`` as loaded, its packed weights (inference/packed.py)
+        counted in its memory."""
+        output = model.get_output_embeddings()
+        packed = (b for b in model.buffers() if b.is_mkldnn)
         return cls(
-            output_rows=int(model.get_output_embeddings().weight.shape[0]),
+            output_rows=int(getattr(output, "out_features", 0) or output.weight.shape[0]),
             eos_ids=eos_ids(tokenizer, getattr(model, "generation_config", None)),
-            parameter_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
+            parameter_bytes=sum(
+                t.numel() * t.element_size() for t in (*model.parameters(), *packed)
+            ),
             dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
             native_context=int(getattr(model.config, "max_position_embeddings", 0) or 0),
         )

@@ -73,7 +73,8 @@ def estimated_bytes(parameters: str, dtype: torch.dtype) -> int:
 
 
 def _engine_kwargs(options: InferenceOptions) -> EngineKwargs:
-    """The model thread's settings: the naive baseline batches nothing, reuses no KV."""
+    """The model thread's settings: the naive baseline batches nothing, reuses no KV and
+    multiplies by the weights as stored."""
     naive = options.engine == "naive"
     return EngineKwargs(
         threads=options.torch_threads,
@@ -82,6 +83,7 @@ def _engine_kwargs(options: InferenceOptions) -> EngineKwargs:
         batch_wait=0.0 if naive else options.batch_wait,
         max_queue=options.max_queue,
         reuse_kv=not naive,
+        pack=not naive,
     )
 
 
