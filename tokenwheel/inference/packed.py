@@ -10,12 +10,16 @@ model for the CPU) and multiplied by oneDNN (``_linear_pointwise``) took 4.2, 3.
 9.9 ms. A whole SmolLM2 step, measured A/B in one process: one row 47 -> 31 ms, two rows
 76 -> 36 ms, eight 84 -> 42 ms, thirty 157 -> 77 ms.
 
-The layout is made for 32 rows (the engine's largest batch) and measured as fast as the
-others from one row up. The plain copy of a weight is freed once its packed copy exists,
-except where another module shares it (a tied output layer is the input embedding, which
-looks rows up in the plain layout): that one is kept, and its packed copy is extra memory
-(113 MB for SmolLM2, 671 MB for Gemma 3). The products sum in another order than MKL's:
-probabilities move by float32 rounding (at most 8e-6 over those steps).
+The layout is made for 32 rows (the engine's largest batch); a whole one-row step on it
+was no slower than on a layout made for one row (31.0 against 35.5 ms). The plain copy of
+a weight is dropped from its layer once the packed copy exists, except where another
+module shares it (a tied output layer is the input embedding, which looks rows up in the
+plain layout): that one is kept, and its packed copy is extra (113 MB for SmolLM2, 671 MB
+for Gemma 3). The dropped copies were read from the converted-weights file through a
+memory map, which the kept embedding holds open, so their pages stay in the process's RSS
+as clean file pages (docs/operations.md gives the measured RSS). The products sum in
+another order than MKL's: probabilities move by float32 rounding (at most 8e-6 over
+those steps).
 
 Only float32 layers are packed (the layout was measured for float32 only), and only where
 PyTorch was built with oneDNN; elsewhere ``linear`` stays. The naive engine (the seed's
