@@ -3,7 +3,8 @@
 The tiers: a test that needs a real model (the ``registry`` fixture, directly or through
 ``app``, ``client``, ``student``, ``gemma``..., or anything under tests/models) is marked
 ``model`` here; ``server``, ``browser`` and ``processes`` tests are marked where they are
-written.
+written, and every test in tests/models, tests/browser, tests/system and tests/hostile by
+its folder here (``FOLDER_MARKS``).
 ``make test-fast`` runs everything else. This module imports no torch: tests/unit must not.
 """
 
