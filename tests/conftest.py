@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
-from tests.pg_schemas import SchemaPool
+from tests.pg_schemas import SchemaPool, schema_url
 from tokenwheel.settings import Settings
 
 if TYPE_CHECKING:
@@ -138,9 +138,8 @@ def fresh_schema(pg_server: str, prefix: str) -> Iterator[str]:
     admin = sa.create_engine(pg_server)
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = sa.engine.make_url(pg_server).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
-        yield url.render_as_string(hide_password=False)
+        yield schema_url(pg_server, schema)
     finally:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')

@@ -28,7 +28,8 @@ WHERE n.nspname = :schema ORDER BY 1
 """
 
 
-def _url(server: str, schema: str) -> str:
+def schema_url(server: str, schema: str) -> str:
+    """A URL of ``server`` whose connections work in ``schema`` (its search_path)."""
     url = sa.engine.make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
     return url.render_as_string(hide_password=False)
 
@@ -56,7 +57,7 @@ class SchemaPool:
         with self.admin.begin() as conn:
             conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
         self.made.add(schema)
-        engine = make_engine(_url(self.server, schema))
+        engine = make_engine(schema_url(self.server, schema))
         try:
             migrate.upgrade(engine)
         finally:
@@ -73,7 +74,7 @@ class SchemaPool:
     def take(self) -> Iterator[str]:
         schema = self.free.pop() if self.free else self._make()
         try:
-            yield _url(self.server, schema)
+            yield schema_url(self.server, schema)
         finally:
             self._give_back(schema)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from flask import Flask
+
 from tests.api.conftest import make_app
 from tests.fakes import FakeModels
 from tests.threads import at_once
@@ -15,7 +17,7 @@ from tokenwheel.api import sessions
 from tokenwheel.settings import Settings
 
 
-def document(tmp_path: Path, name: str) -> str:
+def fresh_app(tmp_path: Path, name: str) -> Flask:
     folder = tmp_path / name
     folder.mkdir()
     settings = Settings(
@@ -24,8 +26,11 @@ def document(tmp_path: Path, name: str) -> str:
         scheduler_enabled=False,
         offline=True,
     )
-    app = make_app(settings, FakeModels())  # type: ignore[arg-type]
-    answer = app.test_client().get("/api/openapi.json")
+    return make_app(settings, FakeModels())  # type: ignore[arg-type]
+
+
+def document(tmp_path: Path, name: str) -> str:
+    answer = fresh_app(tmp_path, name).test_client().get("/api/openapi.json")
     assert answer.status_code == 200
     return json.dumps(answer.json, sort_keys=True)
 
@@ -52,15 +57,7 @@ def test_the_document_is_written_when_first_read_and_once_under_concurrent_reads
     the app is made; eight first requests at once write it once: the same document as a
     single read, every tag and security scheme in it once."""
     expected = json.loads(document(tmp_path, "alone"))
-    folder = tmp_path / "together"
-    folder.mkdir()
-    settings = Settings(
-        instance_path=folder,
-        database_url=f"sqlite:///{folder / 'tokenwheel.sqlite3'}",
-        scheduler_enabled=False,
-        offline=True,
-    )
-    app = make_app(settings, FakeModels())  # type: ignore[arg-type]
+    app = fresh_app(tmp_path, "together")
     api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
     assert api._spec.to_dict().get("paths", {}) == {}  # nothing documented yet
     bodies: list[object] = [None] * 8
