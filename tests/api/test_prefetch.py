@@ -17,7 +17,7 @@ def prefetched(registry: ModelRegistry, ids: list[int], timeout: float = 30.0) -
     key = (BUNDLED, registry.options.dtype, tuple(ids))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if key in registry.cache:
+        if key in registry.local_wheels.cache:
             return True
         time.sleep(0.01)
     return False

@@ -11,7 +11,7 @@ import torch
 
 from tests.fakes import FakeModel
 from tokenwheel.inference.catalog import ModelSpec
-from tokenwheel.inference.registry import ModelRegistry
+from tokenwheel.inference.registry import ModelRegistry, build_wheels
 from tokenwheel.inference.types import InferenceOptions, ModelUnavailableError
 
 
@@ -73,5 +73,6 @@ class RegistryOnFakeWeights(ModelRegistry):
         )
         self.engine.shutdown()
         self.engine = FakeEngine()
+        self.wheels = build_wheels(self.engine, self.options)  # type: ignore[arg-type]
         self.fakes = fakes
         self._models.update(fakes)  # type: ignore[arg-type]  # loaded: get() returns them

@@ -162,14 +162,14 @@ def test_a_prefetch_lands_in_the_logits_cache_and_the_wheel_costs_no_pass(
     ids = fake_weights.encode_prompt("fake", "The cat sat")
     fake_weights.prefetch("fake", ids, "session-1")
     assert engine.prefetched == [(tuple(ids), "session-1")]
-    assert fake_weights.prefetches.landed == 1
+    assert fake_weights.local_wheels.prefetches.landed == 1
     passes = fake_weights.forward_passes
     wheel = fake_weights.distribution("fake", ids, 0.8, 0.05, 10)
     assert fake_weights.forward_passes == passes  # served from the cache
     assert wheel.vocabulary_size == MODEL.vocabulary_size
     # and the numbers are the ones a pass gives
-    fake_weights.cache.drop_model("fake")
-    fake_weights.prepared_cache.drop_model("fake")
+    fake_weights.local_wheels.cache.drop_model("fake")
+    fake_weights.local_wheels.prepared_cache.drop_model("fake")
     assert fake_weights.distribution("fake", ids, 0.8, 0.05, 10) == wheel
 
 

@@ -259,8 +259,8 @@ def test_a_full_queue_answers_503_with_retry_after(
     # set-prompt prefetched this wheel: once it is served, forget it, so that asking for
     # it again below needs the (busy) model
     s.probs()
-    registry.cache.drop_model(BUNDLED)
-    registry.prepared_cache.drop_model(BUNDLED)
+    registry.local_wheels.cache.drop_model(BUNDLED)
+    registry.local_wheels.prepared_cache.drop_model(BUNDLED)
     model = registry.get(BUNDLED)
     busy, release = threading.Event(), threading.Event()
 
@@ -271,7 +271,9 @@ def test_a_full_queue_answers_503_with_retry_after(
 
     hook = model.model.register_forward_pre_hook(hold)
     saved = registry.engine
-    engine = registry.engine = InferenceEngine(threads=2, max_queue=1)
+    engine = registry.engine = registry.local_wheels.engine = InferenceEngine(
+        threads=2, max_queue=1
+    )
     try:
         blocker = threading.Thread(target=engine.logits, args=(model, [1]))
         blocker.start()
@@ -290,5 +292,5 @@ def test_a_full_queue_answers_503_with_retry_after(
     finally:
         release.set()
         hook.remove()
-        registry.engine = saved
+        registry.engine = registry.local_wheels.engine = saved
         engine.shutdown()

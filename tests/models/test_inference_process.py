@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,19 @@ from tests.api.conftest import Student, make_app
 from tests.conftest import MODEL_CACHE
 from tests.models.conftest import TINY, tiny_spec
 from tests.threads import at_once
+from tokenwheel.inference import distribution as dist
+from tokenwheel.inference.model import LoadedModel
 from tokenwheel.inference.process import ProcessEngine
 from tokenwheel.inference.registry import ModelRegistry
-from tokenwheel.inference.types import InferenceOptions, ModelUnavailableError, OverloadedError
+from tokenwheel.inference.types import (
+    NO_RULES,
+    EmptyOtherError,
+    InferenceOptions,
+    ModelUnavailableError,
+    OverloadedError,
+    SamplingRules,
+)
+from tokenwheel.inference.wheels import one_torch_thread
 from tokenwheel.settings import Settings
 
 
@@ -91,25 +102,81 @@ def waited_for(condition: object, timeout: float = 30.0) -> bool:
     return False
 
 
-def test_prefetches_cross_the_pipe_land_in_the_cache_and_are_all_answered(
-    remote: ModelRegistry,
-) -> None:
+def test_prefetches_cross_the_pipe_and_land_in_the_childs_cache(remote: ModelRegistry) -> None:
     remote.get(TINY)
     engine = remote.engine
     assert isinstance(engine, ProcessEngine)
     remote.prefetch(TINY, [5, 6, 7], "s0")
-    assert waited_for(lambda: (TINY, remote.options.dtype, (5, 6, 7)) in remote.cache)
+    assert waited_for(lambda: engine.stats()["prefetches_landed"] == 1)
     passes = remote.forward_passes
-    remote.logits(TINY, [5, 6, 7])
+    remote.distribution(TINY, [5, 6, 7], 0.7, 0.01, 5)
     assert remote.forward_passes == passes  # the prefetch's logits, not a new pass
-    # more sessions than may wait: each is run or dropped unrun, and either way the child
-    # answers, so nothing is left waiting in this process
+    # more sessions than may wait: each is run or dropped unrun, and nothing is left
+    # waiting in this process (a prefetch is never answered)
     for n in range(100):
         remote.prefetch(TINY, [5, 6, 20 + n], f"s{n + 1}")
-    assert waited_for(lambda: not engine._pending)
-    stats = engine.stats()
-    assert stats["prefetches"] + stats["prefetches_dropped"] == 101
-    assert remote.prefetches.started == 101
+    assert waited_for(
+        lambda: (lambda s: s["prefetches"] + s["prefetches_dropped"] == 101)(engine.stats())
+    )
+    assert engine.stats()["prefetches_started"] == 101 and not engine._pending
+
+
+def test_wheels_are_built_in_the_child_with_the_numbers_built_here(remote: ModelRegistry) -> None:
+    """What the child answers is what the same functions give in this process on the
+    logits it sends (with one torch thread, as the server built wheels before and the
+    child builds them now: float64 sums split over two threads add in another order):
+    every number equal, not just close."""
+    model = remote.get(TINY)
+    with one_torch_thread():
+        rules = SamplingRules(top_k=40, top_p=0.9, min_p=0.01)
+        for ids in ([5, 6, 7], list(range(40, 90))):
+            logits = remote.logits(TINY, ids)
+            for temperature, threshold, r in ((1.0, 0.01, NO_RULES), (0.6, 0.002, rules)):
+                here = dist.Prepared(logits, temperature)
+                wheel = remote.distribution(TINY, ids, temperature, threshold, 7, r)
+                assert wheel == dist.build_distribution(here, threshold, 7, model.token_info, r)
+                top = int(logits.argmax())
+                assert remote.score(TINY, ids, top, temperature, threshold, r) == dist.score_token(
+                    here, top, threshold, model.token_text, r
+                )
+                for draw in (0.0, 0.37, 0.999):
+                    landing = remote.land_on_wheel(TINY, ids, temperature, threshold, draw, r)
+                    assert landing == dist.land_on_wheel(here, threshold, draw, r)
+                    other = remote.other_token(TINY, ids, temperature, threshold, draw, r)
+                    assert other == dist.other_token_for_draw(here, threshold, draw, r)
+
+
+def test_a_wheel_of_every_token_is_built_here_from_the_logits(
+    remote: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threshold 0: 49,152 wedges weigh more than the logits, so those cross the pipe."""
+    model = remote.get(TINY)
+    engine = remote.engine
+    assert isinstance(engine, ProcessEngine)
+    fetched: list[tuple[int, ...]] = []
+    fetch = engine.logits
+
+    def logits(m: LoadedModel, ids: Sequence[int]) -> torch.Tensor:
+        fetched.append(tuple(ids))
+        return fetch(m, ids)
+
+    monkeypatch.setattr(engine, "logits", logits)
+    wheel = remote.distribution(TINY, [5, 6, 7], 1.0, 0.0, 3)
+    assert len(wheel.above_threshold_tokens) == model.vocabulary_size
+    assert fetched == [(5, 6, 7)]
+    with one_torch_thread():
+        here = dist.Prepared(fetch(model, [5, 6, 7]), 1.0)
+        assert wheel == dist.build_distribution(here, 0.0, 3, model.token_info)
+    fetched.clear()
+    remote.distribution(TINY, [5, 6, 7], 1.0, 0.01, 3)
+    assert fetched == []  # a wheel of a few wedges comes back built
+
+
+def test_the_childs_wheel_errors_are_the_same_errors_here(remote: ModelRegistry) -> None:
+    remote.get(TINY)
+    with pytest.raises(EmptyOtherError):  # threshold 0: every token has its own wedge
+        remote.other_token(TINY, [5, 6, 7], 1.0, 0.0, 0.5)
+    assert remote.distribution(TINY, [5, 6, 7], 1.0, 0.01, 3).vocabulary_size > 0
 
 
 def test_a_text_is_scored_in_the_inference_process_as_in_this_one(

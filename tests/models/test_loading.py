@@ -84,7 +84,8 @@ def test_memory_budget_unloads_the_least_recently_used(tiny_gpt2_folder: Path) -
         registry.logits(TINY, [1, 2, 3])
         registry.get("gpt2-tiny-2")
         assert not registry.loaded(TINY) and registry.loaded("gpt2-tiny-2")
-        assert all(key[0] != TINY for key in registry.cache._entries)  # its caches went too
+        cached = registry.local_wheels.cache._entries
+        assert all(key[0] != TINY for key in cached)  # its caches went too
         assert TINY not in registry.engine._caches
         info = {m.id: m for m in registry.describe()}
         assert info[TINY].loaded is False and info["gpt2-tiny-2"].loaded is True

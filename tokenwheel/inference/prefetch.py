@@ -1,4 +1,5 @@
-"""The next wheel before it is asked for: the server process's side of prefetching.
+"""The next wheel before it is asked for: prefetching, next to the logits cache it fills
+(in the inference process with the server's default engine, :mod:`~.wheels`).
 
 After a student's append, spin, undo or new prompt, the service asks for the session's
 next distribution at once, without waiting: the page asks for that wheel next (after
@@ -36,19 +37,14 @@ class Prefetches:
         self.started = 0
         self.landed = 0
 
-    def start(
-        self, engine: Engine, model: LoadedModel | None, key: LogitsKey, session: Hashable
-    ) -> None:
-        """Queue the logits for ``key`` unless the model is not loaded (a prefetch never
-        loads one), they are cached (an undo usually returns to a cached sequence), the
-        cache is off (the naive engine) or the text fills the model's window (its wheel
-        would be refused anyway)."""
-        ids = key[2]
-        if model is None or self.cache.max_bytes <= 0 or len(ids) >= model.max_context:
+    def start(self, engine: Engine, model: LoadedModel, key: LogitsKey, session: Hashable) -> None:
+        """Queue the logits for ``key`` unless they are cached (an undo usually returns
+        to a cached sequence) or the cache is off (the naive engine). The registry has
+        already left out a model not loaded (a prefetch never loads one) and a text that
+        fills the model's window (its wheel would be refused anyway)."""
+        if self.cache.max_bytes <= 0 or key in self.cache:
             return
-        if key in self.cache:
-            return
-        future = engine.prefetch(model, ids, session)
+        future = engine.prefetch(model, key[2], session)
         if future is None:
             return
         self.started += 1

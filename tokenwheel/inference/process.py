@@ -7,10 +7,11 @@ measured on 2 cores, a batched step of 20 rows took 92 ms alone and 770 ms next 
 threads each busy 3% of the time. vLLM moved its engine core out of the API server's
 process for the same reason. Here one child process per server process owns the weights,
 the KV prefix cache and the batching (:class:`~tokenwheel.inference.engine.InferenceEngine`,
-unchanged); the server keeps the tokenizers and the logits cache and asks for logits over
-a pipe (about 0.2 ms for SmolLM2's 49,152 floats).
+unchanged) and builds the wheels next to their logits (:mod:`~tokenwheel.inference.wheels`):
+the server keeps the tokenizers, asks a wheel question and gets back its answer, a few
+hundred bytes (a whole text's scores likewise).
 
-The child is a fresh interpreter (``python -m tokenwheel.inference.process``, talking over
+The child is a fresh interpreter (``python -m tokenwheel.inference.child``, talking over
 a socket pair: no copied locks or torch threads) started on first use, so never before a
 server forks its workers. It exits when the
 pipe closes, so it never outlives its server, even one killed with SIGKILL. If it dies,
@@ -20,7 +21,6 @@ a new one and loads its models again.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import os
@@ -30,26 +30,35 @@ import sys
 import threading
 from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
 
 from .catalog import ModelSpec
-from .cpu import check_dtype
-from .engine import EngineKwargs, InferenceEngine
+from .distribution import Prepared
+from .engine import EngineKwargs
 from .loading import load_text_side
 from .model import LoadedModel, ModelFacts
 from .ports import ModelParts
-from .types import InferenceOptions, ModelUnavailableError, OverloadedError, PositionNumbers
+from .types import (
+    EmptyOtherError,
+    InferenceOptions,
+    InvalidTokenError,
+    ModelUnavailableError,
+    OverloadedError,
+    PositionNumbers,
+)
+from .wheels import TOO_MANY_WEDGES, Answer, WheelQuestion, answer, one_torch_thread
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 120.0  # seconds for the child to import torch and answer
+NO_ANSWER = 0  # the request id of a message the child does not answer (a prefetch)
 ERRORS: dict[str, type[Exception]] = {
-    "OverloadedError": OverloadedError,
-    "ModelUnavailableError": ModelUnavailableError,
+    e.__name__: e
+    for e in (OverloadedError, ModelUnavailableError, InvalidTokenError, EmptyOtherError)
 }
 
 
@@ -65,8 +74,10 @@ class LoadReport:
 class ProcessEngine:
     """An :class:`~tokenwheel.inference.ports.Engine` whose weights live in a child
     process: ``load`` has the child load the weights and keeps only the tokenizer here;
-    ``logits`` asks the child's :class:`InferenceEngine`. A full queue in the child
-    raises OverloadedError here, as in-process."""
+    ``logits`` and ``ask`` go to the child's logits cache and :class:`InferenceEngine`,
+    and are answered there. It is also the registry's
+    :class:`~tokenwheel.inference.wheels.WheelSide`. A full queue in the child raises
+    OverloadedError here, as in-process."""
 
     def __init__(self, options: InferenceOptions, engine_kwargs: EngineKwargs) -> None:
         self.options = options
@@ -116,7 +127,7 @@ class ProcessEngine:
             # (no locks held by other threads, no torch thread pools), and no main module
             # is imported again (multiprocessing's "spawn" would).
             process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                [sys.executable, "-m", "tokenwheel.inference.child", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
             )
             theirs.close()
@@ -202,20 +213,29 @@ class ProcessEngine:
     def logits(self, model: LoadedModel, ids: Sequence[int]) -> torch.Tensor:
         return _tensor(self._call(("logits", model.spec.id, tuple(ids))))
 
+    def ask(self, model: LoadedModel, ids: Sequence[int], question: WheelQuestion) -> Answer:
+        """A wheel question, answered in the child next to the logits (its caches); a
+        wheel of thousands of wedges is built here from the logits (``MOST_WEDGES_SENT``)."""
+        result: Answer = self._call(("ask", model.spec.id, tuple(ids), question))
+        if result == TOO_MANY_WEDGES:
+            logits = self.logits(model, ids)
+            with one_torch_thread():
+                return answer(Prepared(logits, question.temperature), question, model)
+        return result
+
     def prefetch(
         self, model: LoadedModel, ids: Sequence[int], session: Hashable
     ) -> Future[torch.Tensor] | None:
-        """Ask the child for ``session``'s next logits at low priority and return at once
-        (None: no child is running, and a prefetch never starts one)."""
-        if not self._alive():
-            return None
-        try:
-            answer = self._send(("prefetch", model.spec.id, tuple(ids), session))
-        except ModelUnavailableError:
-            return None
-        logits: Future[torch.Tensor] = Future()
-        answer.add_done_callback(functools.partial(_as_logits, logits))
-        return logits
+        """Ask the child for ``session``'s next logits at low priority, for its logits
+        cache, and return at once; nothing comes back (so None). No child running: no
+        prefetch, and a prefetch never starts one."""
+        if self._alive():
+            try:
+                with self._send_lock:
+                    self._conn.send(("prefetch", NO_ANSWER, model.spec.id, tuple(ids), session))
+            except (OSError, ValueError):
+                self._broken = self._conn
+        return None
 
     def score_positions(
         self, model: LoadedModel, ids: Sequence[int], alternatives: int
@@ -258,128 +278,4 @@ def _tensor(reply: tuple[bytes, int]) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.float32, count=size)
 
 
-def _as_logits(logits: Future[torch.Tensor], answer: Future[Any]) -> None:
-    error = answer.exception()
-    if error is not None:
-        logits.set_exception(error)
-    else:
-        logits.set_result(_tensor(answer.result()))
-
-
-# ---------------------------------------------------------------- in the child
-
-
-def child_main(conn: Any) -> None:
-    """Serve the parent until the pipe closes: load and drop models, and hand logits
-    requests to the model thread, answering each when its pass is done."""
-    kind, request_id, options, engine_kwargs, level = conn.recv()
-    assert kind == "init"
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
-    )
-    engine = InferenceEngine(**engine_kwargs)
-    dtype = check_dtype(options.dtype)
-    models: dict[str, LoadedModel] = {}
-    send_lock = threading.Lock()
-
-    def reply(kind: str, request_id: int, body: Any) -> None:
-        try:
-            with send_lock:
-                conn.send((kind, request_id, body))
-        except (OSError, ValueError):
-            pass  # the parent is gone; the receive loop ends too
-
-    def fail(request_id: int, exc: BaseException) -> None:
-        reply("err", request_id, (type(exc).__name__, str(exc)))
-
-    def answer(request_id: int, future: Future[torch.Tensor]) -> None:
-        try:
-            logits = future.result()
-        except BaseException as exc:  # the parent must always hear back
-            fail(request_id, exc)
-            return
-        array = logits.contiguous().numpy()
-        reply("ok", request_id, (array.tobytes(), int(array.size)))
-
-    def answer_positions(request_id: int, future: Future[tuple[PositionNumbers, ...]]) -> None:
-        try:
-            result = future.result()
-        except BaseException as exc:  # the parent must always hear back
-            fail(request_id, exc)
-            return
-        reply("ok", request_id, result)
-
-    def load(request_id: int, spec: ModelSpec) -> None:
-        try:
-            if spec.id not in models:
-                parts = engine.load(spec, options, dtype)
-                model = LoadedModel(
-                    spec, parts.tokenizer, parts.weights, max_context=0, facts=parts.facts
-                )
-                models[spec.id] = model
-                report = LoadReport(parts.facts, parts.from_cache, parts.seconds)
-            else:
-                report = LoadReport(models[spec.id].facts, True, 0.0)
-        except BaseException as exc:
-            fail(request_id, exc)
-            return
-        reply("ok", request_id, report)
-
-    reply("ok", request_id, None)  # ready
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            break  # the parent is gone
-        kind, request_id, *args = message
-        if kind in ("logits", "prefetch"):
-            model_id, ids, *session = args
-            model = models.get(model_id)
-            if model is None:
-                fail(request_id, ModelUnavailableError(f"{model_id} is not loaded"))
-                continue
-            try:
-                # a dropped prefetch's future is cancelled: the parent hears an error
-                future = (
-                    engine.prefetch(model, ids, session[0])
-                    if session
-                    else engine.submit(model, ids)
-                )
-            except OverloadedError as exc:
-                fail(request_id, exc)
-                continue
-            future.add_done_callback(functools.partial(answer, request_id))
-        elif kind == "positions":
-            model_id, ids, alternatives = args
-            model = models.get(model_id)
-            if model is None:
-                fail(request_id, ModelUnavailableError(f"{model_id} is not loaded"))
-                continue
-            try:
-                scored = engine.submit_positions(model, ids, alternatives)
-            except OverloadedError as exc:
-                fail(request_id, exc)
-                continue
-            scored.add_done_callback(functools.partial(answer_positions, request_id))
-        elif kind == "load":
-            # a load takes seconds: the models already loaded keep being served meanwhile
-            threading.Thread(target=load, args=(request_id, args[0]), daemon=True).start()
-        elif kind == "drop":
-            models.pop(args[0], None)
-            engine.drop_model(args[0])
-            reply("ok", request_id, None)
-        elif kind == "stats":
-            reply("ok", request_id, {**asdict(engine.stats), "kv_caches": engine.kv_usage()})
-        elif kind == "stop":
-            break
-    engine.shutdown()
-
-
-__all__ = ["LoadReport", "ProcessEngine", "child_main"]
-
-if __name__ == "__main__":
-    # Run by its import name, so what the child pickles (LoadReport...) names this module,
-    # not "__main__", and the parent can unpickle it.
-    from tokenwheel.inference import process
-
-    process.child_main(Connection(int(sys.argv[1])))
+__all__ = ["LoadReport", "ProcessEngine"]

@@ -1,10 +1,12 @@
 """The model side's front door: catalog, lazy loading, caches, distributions.
 
-One registry per process. It keeps the tokenizers and the logits caches; forward passes
-run in its engine (:mod:`~tokenwheel.inference.ports`): by default a child process that
-owns the weights and their model thread (:mod:`~tokenwheel.inference.process`), so the
-passes never wait for the GIL held by request threads; in this process's own model thread
-for the naive engine and the tests (:mod:`~tokenwheel.inference.engine`). Either starts on
+One registry per process. It keeps the tokenizers; forward passes run in its engine
+(:mod:`~tokenwheel.inference.ports`): by default a child process that owns the weights,
+their model thread, the logits caches and the wheels built from them
+(:mod:`~tokenwheel.inference.process`, :mod:`~tokenwheel.inference.wheels`), so neither
+the passes nor the wheels' math wait for the GIL held by request threads; in this
+process's own model thread, with the caches here, for the naive engine and the tests
+(:mod:`~tokenwheel.inference.engine`). Either starts on
 first use, never at import or app creation, so no model, thread or child process exists
 before a server forks workers.
 """
@@ -14,20 +16,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from . import distribution as dist
 from .availability import ModelAvailability
 from .catalog import ModelSpec
 from .cpu import check_dtype
 from .engine import EngineKwargs, InferenceEngine
-from .logits_cache import LogitsCache
 from .model import LoadedModel
 from .ports import Engine
-from .prefetch import LogitsKey, Prefetches
 from .process import ProcessEngine
 from .quantized import LlamaEngine, RoutedEngine
 from .tokens import TokenInfo
@@ -45,19 +44,9 @@ from .types import (
     UnknownModelError,
     WheelLanding,
 )
+from .wheels import WheelQuestion, Wheels, WheelSide
 
 log = logging.getLogger(__name__)
-
-PreparedKey = tuple[str, str, tuple[int, ...], float]  # ... and the temperature
-
-
-def _tensor_bytes(value: torch.Tensor) -> int:
-    return int(value.numel() * value.element_size())
-
-
-def _prepared_bytes(value: dist.Prepared) -> int:
-    return value.nbytes
-
 
 _PARAMETER_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9}
 
@@ -104,6 +93,16 @@ def build_engine(
     return RoutedEngine(engine, llama, quantized)
 
 
+def build_wheels(engine: Engine, options: InferenceOptions) -> WheelSide:
+    """Where wheels are built: in the inference process, next to the logits, or here
+    (the in-process engine, and a campus mixing llama.cpp models with torch ones: their
+    logits come to this process anyway). The naive engine caches nothing."""
+    if isinstance(engine, ProcessEngine):
+        return engine
+    naive = options.engine == "naive"
+    return Wheels(engine, options.dtype, 0 if naive else options.logits_cache_bytes)
+
+
 class ModelRegistry:
     """What the service asks of the model side, by model id: one registry per process."""
 
@@ -113,18 +112,10 @@ class ModelRegistry:
         self.catalog = ModelAvailability(options, loaded=self.loaded)
         self.specs = self.catalog.specs
         self._load_locks: dict[str, threading.Lock] = {s.id: threading.Lock() for s in self.specs}
-        naive = options.engine == "naive"
         self.engine = build_engine(options, _engine_kwargs(options), self.catalog.quantized)
+        self.wheels = build_wheels(self.engine, options)
         self.dtype = check_dtype(options.dtype)
-        self.cache: LogitsCache[LogitsKey, torch.Tensor] = LogitsCache(
-            0 if naive else options.logits_cache_bytes, _tensor_bytes
-        )
-        # the wheel, the append after it and a spin share one softmax and one sort
-        self.prepared_cache: LogitsCache[PreparedKey, dist.Prepared] = LogitsCache(
-            0 if naive else options.logits_cache_bytes // 2, _prepared_bytes
-        )
-        self.prefetches = Prefetches(self.cache)
-        self.forward_passes = 0
+        self.texts_scored = 0
         self.load_count: dict[str, int] = {}
         self.loaded_from_cache: dict[str, bool] = {}
         self._last_used: dict[str, float] = {}
@@ -215,8 +206,8 @@ class ModelRegistry:
     def unload(self, model_id: str) -> None:
         model = self._models.pop(model_id, None)
         if model is not None:
-            self.cache.drop_model(model_id)
-            self.prepared_cache.drop_model(model_id)
+            if self.wheels is not self.engine:
+                self.wheels.drop_model(model_id)
             self.engine.drop_model(model_id)
             log.info("unloaded %s (memory budget)", model_id)
 
@@ -235,24 +226,32 @@ class ModelRegistry:
     def shutdown(self) -> None:
         self.engine.shutdown()
 
+    @property
+    def local_wheels(self) -> Wheels:
+        """The wheels built in this process (the in-process engine; tests read their
+        caches). With the inference process they are the child's: ``engine.stats()``."""
+        assert isinstance(self.wheels, Wheels), "the wheels are in the inference process"
+        return self.wheels
+
+    @property
+    def forward_passes(self) -> int:
+        """Logits asked of the engine (not found in the logits cache), and texts scored."""
+        if isinstance(self.engine, ProcessEngine):
+            return int(self.engine.stats()["logits_asked"]) + self.texts_scored
+        return self.local_wheels.forward_passes + self.texts_scored
+
     def logits(self, model_id: str, ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits for ``ids``: from the logits cache, else from the engine
         (which reuses KV prefixes and batches concurrent one-token steps)."""
-        key: LogitsKey = (model_id, self.options.dtype, tuple(ids))
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        model = self.get(model_id)
-        value = self.engine.logits(model, key[2])
-        self.forward_passes += 1
-        self.cache.put(key, value)
-        return value
+        return self.wheels.logits(self.get(model_id), ids)
 
     def prefetch(self, model_id: str, ids: Sequence[int], session: str) -> None:
         """The logits after ``ids`` at low priority, into the logits cache, not waited
-        for (:mod:`~tokenwheel.inference.prefetch`); a model not loaded stays unloaded."""
-        key: LogitsKey = (model_id, self.options.dtype, tuple(ids))
-        self.prefetches.start(self.engine, self._models.get(model_id), key, session)
+        for (:mod:`~tokenwheel.inference.prefetch`). A model not loaded stays unloaded,
+        and a text that fills the window has no next wheel to prefetch."""
+        model = self._models.get(model_id)
+        if model is not None and len(ids) < model.max_context:
+            self.wheels.prefetch(model, ids, session)
 
     # ------------------------------------------------------------ what the service asks
 
@@ -271,19 +270,8 @@ class ModelRegistry:
     def max_context(self, model_id: str) -> int:
         return self.get(model_id).max_context
 
-    def prepared(self, model_id: str, ids: Sequence[int], temperature: float) -> dist.Prepared:
-        """The distribution after ``ids`` at ``temperature``: the softmax done once,
-        shared by the wheel, the append that follows and a spin. Computed with one torch
-        thread: request threads run many at once, and their float64 vector work gains
-        nothing from a second thread that the model thread needs."""
-        key: PreparedKey = (model_id, self.options.dtype, tuple(ids), temperature)
-        prepared = self.prepared_cache.get(key)
-        if prepared is None:
-            logits = self.logits(model_id, key[2])
-            with _one_torch_thread():
-                prepared = dist.Prepared(logits, temperature)
-            self.prepared_cache.put(key, prepared)
-        return prepared
+    def _ask(self, model: LoadedModel, ids: Sequence[int], question: WheelQuestion) -> Any:
+        return self.wheels.ask(model, ids, question)
 
     def distribution(
         self,
@@ -294,12 +282,9 @@ class ModelRegistry:
         other_top_k: int,
         rules: SamplingRules = NO_RULES,
     ) -> Distribution:
-        model = self.get(model_id)
-        prepared = self.prepared(model_id, ids, temperature)
-        with _one_torch_thread():
-            return dist.build_distribution(
-                prepared, threshold, other_top_k, model.token_info, rules
-            )
+        question = WheelQuestion("wheel", temperature, threshold, rules, other_top_k=other_top_k)
+        result: Distribution = self._ask(self.get(model_id), ids, question)
+        return result
 
     def score(
         self,
@@ -312,9 +297,9 @@ class ModelRegistry:
     ) -> ScoredToken:
         model = self.get(model_id)
         model.check_token_id(token_id)
-        prepared = self.prepared(model_id, ids, temperature)
-        with _one_torch_thread():
-            return dist.score_token(prepared, token_id, threshold, model.token_text, rules)
+        question = WheelQuestion("score", temperature, threshold, rules, token_id=token_id)
+        result: ScoredToken = self._ask(model, ids, question)
+        return result
 
     def other_token(
         self,
@@ -325,9 +310,8 @@ class ModelRegistry:
         draw: float,
         rules: SamplingRules = NO_RULES,
     ) -> int:
-        prepared = self.prepared(model_id, ids, temperature)
-        with _one_torch_thread():
-            return dist.other_token_for_draw(prepared, threshold, draw, rules)
+        question = WheelQuestion("other", temperature, threshold, rules, draw=draw)
+        return int(self._ask(self.get(model_id), ids, question))
 
     def land_on_wheel(
         self,
@@ -338,13 +322,13 @@ class ModelRegistry:
         draw: float,
         rules: SamplingRules = NO_RULES,
     ) -> WheelLanding:
-        prepared = self.prepared(model_id, ids, temperature)
-        with _one_torch_thread():
-            return dist.land_on_wheel(prepared, threshold, draw, rules)
+        question = WheelQuestion("land", temperature, threshold, rules, draw=draw)
+        result: WheelLanding = self._ask(self.get(model_id), ids, question)
+        return result
 
     def score_text(self, model_id: str, ids: Sequence[int], k: int) -> tuple[ScoredPosition, ...]:
         """Every position of ``ids`` in one pass (``scoring``), described."""
-        model, self.forward_passes = self.get(model_id), self.forward_passes + 1
+        model, self.texts_scored = self.get(model_id), self.texts_scored + 1
         return tuple(_described(model, n) for n in self.engine.score_positions(model, ids, k))
 
 
@@ -379,18 +363,3 @@ def _described(model: LoadedModel, numbers: PositionNumbers) -> ScoredPosition:
             )
         ),
     )
-
-
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """torch's intra-op threads are per calling thread: a request thread that uses two
-    competes with the model thread's two on a 2-core machine."""
-    before = torch.get_num_threads()
-    if before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
