@@ -187,3 +187,24 @@ def test_the_quantized_engine_is_set_beside_torch_the_naive_pass_and_its_floor()
     ]
     del report["quantized"]
     assert bench.report.quantized_lines(report) == []
+
+
+def test_the_wheels_lines_come_from_the_run() -> None:
+    from tokenwheel.bench.report import wheel_lines
+
+    assert wheel_lines({}) == []
+    lines = "\n".join(
+        wheel_lines(
+            {
+                "wheels": {
+                    "server_wall_ms": 3.25,
+                    "server_cpu_ms": 2.5,
+                    "inference_process_wall_ms": 1.75,
+                    "inference_process_cpu_ms": 0.25,
+                    "server_cpu_ratio": 10.0,
+                }
+            }
+        )
+    )
+    assert "built in the server    3.25 / 2.50" in lines
+    assert "in the inference process    1.75 / 0.25" in lines and "10x less server CPU" in lines

@@ -14,7 +14,9 @@ Five parts, all printed as ratios against the naive way measured in the same pro
    spinning classes twice with ours: without prefetch and with it);
 3. the server's peak RSS, and its RSS after 30 sessions of 300 tokens each;
 4. the lab's answers (sample n = 1000, compare 20 steps, score 300 tokens), server-side
-   medians, naive and ours (``tokenwheel.bench.lab``);
+   medians, naive and ours (``tokenwheel.bench.lab``), and a wheel built from cached
+   logits in the server process (before issue 16's item 2) and in the inference process
+   (ours), wall and server CPU time (``tokenwheel.bench.wheels``);
 5. the optional quantized engine (llama.cpp on the GGUF file as shipped) against our
    float32 torch engine, one to 30 sequences a step (``tokenwheel.bench.quantized``),
    when llama-cpp-python is installed (``make bench`` installs it).
@@ -32,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import lab, quantized
+from . import lab, quantized, wheels
 from .classroom import (
     SCENARIOS,
     SHARED_PROMPT,
@@ -129,6 +131,8 @@ def run(
     for engine in ("naive", "fast"):
         print(f"[4/5] the lab's answers ({engine}, {lab_repeats} repeats)...", flush=True)
         report["lab"][engine] = lab.run(model_id, lab_repeats, engine)
+    print("[4/5] a wheel built in the server and in the inference process...", flush=True)
+    report["wheels"] = wheels.run(model_id, cache_dir, 30)
     problem = quantized_problem(model_id)
     if problem:
         report["quantized"] = {"skipped": problem}

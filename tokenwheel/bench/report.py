@@ -130,6 +130,7 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{key.split('_median')[0]:>24} {x:>10.1f} {y:>10.1f} "
                 f"{report['ratios']['lab'][key]:>6.1f}x"
             )
+    lines += wheel_lines(report)
     lines += quantized_lines(report)
     lines += [
         "",
@@ -218,3 +219,17 @@ def _chart(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def wheel_lines(report: dict[str, Any]) -> list[str]:
+    """Where a wheel is built (``tokenwheel.bench.wheels``): median ms per wheel."""
+    w = report.get("wheels")
+    if not w:
+        return []
+    return [
+        "",
+        "a wheel from cached logits, median ms: wall / the server thread's CPU",
+        f"{'built in the server':>24} {w['server_wall_ms']:>7.2f} / {w['server_cpu_ms']:.2f}",
+        f"{'in the inference process':>24} {w['inference_process_wall_ms']:>7.2f} / "
+        f"{w['inference_process_cpu_ms']:.2f}   ({w['server_cpu_ratio']:g}x less server CPU)",
+    ]
