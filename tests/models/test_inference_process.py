@@ -71,6 +71,7 @@ def test_the_server_keeps_no_weights_and_gets_the_same_logits(
 ) -> None:
     model = remote.get(TINY)
     assert isinstance(remote.engine, ProcessEngine) and model.model is None
+    assert model._texts is not None  # decoded at load, not under the first spins
     local = ModelRegistry(
         InferenceOptions(
             cache_dir=str(MODEL_CACHE), offline=True, extra_models=(tiny_spec(tiny_gpt2_folder),)

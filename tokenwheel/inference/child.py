@@ -82,9 +82,11 @@ class Child:
             if spec.id not in self.models:
                 parts = self.engine.load(spec, self.options, self.dtype)
                 # the window is the server's to enforce (it refuses longer texts first)
-                self.models[spec.id] = LoadedModel(
+                model = LoadedModel(
                     spec, parts.tokenizer, parts.weights, max_context=0, facts=parts.facts
                 )
+                model.token_info(0)  # the vocabulary's texts, decoded now (Gemma 3: 1.3 s)
+                self.models[spec.id] = model
                 report = LoadReport(parts.facts, parts.from_cache, parts.seconds)
             else:
                 report = LoadReport(self.models[spec.id].facts, True, 0.0)
