@@ -109,6 +109,12 @@ class LoadedModel:
                     ]
         return self._texts
 
+    def decode_vocabulary(self) -> None:
+        """Decode every token's text now, as a model loads, rather than under the first
+        requests that describe a token (Gemma 3: 1.3 s; in a class of 30 the first spins
+        waited up to 1.7 s for it). Both the server and the inference process call it."""
+        self._text_table()
+
     def token_text(self, token_id: int) -> str:
         """The exact text of one token (a partial UTF-8 character decodes as U+FFFD)."""
         return self._text_table()[token_id]

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
@@ -186,10 +185,8 @@ class ModelRegistry:
         window = self.catalog.window(spec, spec.max_context or facts.native_context) or 1024
         window = min(window, parts.max_context or window)
         model = LoadedModel(spec, parts.tokenizer, parts.weights, max_context=window, facts=facts)
-        # The vocabulary's texts, decoded now rather than under the first students' requests
-        # (Gemma 3: 1.3 s; measured in a class of 30, the first spins waited up to 1.7 s)
         started = time.perf_counter()
-        model.token_info(0)
+        model.decode_vocabulary()
         return model, parts.seconds + time.perf_counter() - started, parts.from_cache
 
     def _make_room(self, keep: str, incoming: int) -> None:
@@ -274,9 +271,6 @@ class ModelRegistry:
     def max_context(self, model_id: str) -> int:
         return self.get(model_id).max_context
 
-    def _ask(self, model: LoadedModel, ids: Sequence[int], question: WheelQuestion) -> Any:
-        return self.wheels.ask(model, ids, question)
-
     def distribution(
         self,
         model_id: str,
@@ -287,7 +281,7 @@ class ModelRegistry:
         rules: SamplingRules = NO_RULES,
     ) -> Distribution:
         question = WheelQuestion("wheel", temperature, threshold, rules, other_top_k=other_top_k)
-        result: Distribution = self._ask(self.get(model_id), ids, question)
+        result: Distribution = self.wheels.ask(self.get(model_id), ids, question)
         return result
 
     def score(
@@ -302,7 +296,7 @@ class ModelRegistry:
         model = self.get(model_id)
         model.check_token_id(token_id)
         question = WheelQuestion("score", temperature, threshold, rules, token_id=token_id)
-        result: ScoredToken = self._ask(model, ids, question)
+        result: ScoredToken = self.wheels.ask(model, ids, question)
         return result
 
     def other_token(
@@ -315,7 +309,7 @@ class ModelRegistry:
         rules: SamplingRules = NO_RULES,
     ) -> int:
         question = WheelQuestion("other", temperature, threshold, rules, draw=draw)
-        return int(self._ask(self.get(model_id), ids, question))
+        return int(self.wheels.ask(self.get(model_id), ids, question))
 
     def land_on_wheel(
         self,
@@ -327,7 +321,7 @@ class ModelRegistry:
         rules: SamplingRules = NO_RULES,
     ) -> WheelLanding:
         question = WheelQuestion("land", temperature, threshold, rules, draw=draw)
-        result: WheelLanding = self._ask(self.get(model_id), ids, question)
+        result: WheelLanding = self.wheels.ask(self.get(model_id), ids, question)
         return result
 
     def score_text(self, model_id: str, ids: Sequence[int], k: int) -> tuple[ScoredPosition, ...]:

@@ -145,34 +145,32 @@ class Wheels:
         if not future.cancelled() and future.exception() is None:
             self.cache.put(key, future.result())
 
+    def _prepared_key(self, model: LoadedModel, ids: Sequence[int], t: float) -> PreparedKey:
+        return (*self._key(model, ids), t)
+
     def prepared(
-        self, model: LoadedModel, ids: Sequence[int], temperature: float, logits: torch.Tensor
+        self,
+        model: LoadedModel,
+        ids: Sequence[int],
+        temperature: float,
+        logits: Callable[[], torch.Tensor],
     ) -> dist.Prepared:
-        """The distribution after ``ids`` at ``temperature`` (``logits`` are its
-        logits), made once and cached."""
-        key: PreparedKey = (*self._key(model, ids), temperature)
+        """The distribution after ``ids`` at ``temperature``, made once from ``logits()``
+        (called only when it is not cached) and cached."""
+        key = self._prepared_key(model, ids, temperature)
         prepared = self.prepared_cache.get(key)
         if prepared is None:
-            prepared = dist.Prepared(logits, temperature)
+            prepared = dist.Prepared(logits(), temperature)
             self.prepared_cache.put(key, prepared)
         return prepared
-
-    def _cached_prepared(
-        self, model: LoadedModel, ids: Sequence[int], temperature: float
-    ) -> dist.Prepared | None:
-        return self.prepared_cache.get((*self._key(model, ids), temperature))
 
     def ask(self, model: LoadedModel, ids: Sequence[int], question: WheelQuestion) -> Answer:
         """The answer, on the asking thread (a request thread of this process), with one
         torch thread: request threads run many at once, and their float64 vector work
         gains nothing from a second thread that the model thread needs."""
-        prepared = self._cached_prepared(model, ids, question.temperature)
-        logits = self.logits(model, ids) if prepared is None else None
         with one_torch_thread():
-            if logits is not None:
-                prepared = self.prepared(model, ids, question.temperature, logits)
-            assert prepared is not None
-            return answer(prepared, question, model)
+            fetch = functools.partial(self.logits, model, ids)
+            return answer(self.prepared(model, ids, question.temperature, fetch), question, model)
 
     def ask_later(
         self,
@@ -188,11 +186,12 @@ class Wheels:
         answered: Future[Answer] = Future()
 
         def compute(logits: Future[torch.Tensor] | None) -> None:
+            # no logits: the distribution was cached (if evicted since, they are asked again)
+            fetch = (
+                logits.result if logits is not None else functools.partial(self.logits, model, ids)
+            )
             try:
-                prepared = self._cached_prepared(model, ids, question.temperature)
-                if prepared is None:  # (or evicted since: then the logits are asked again)
-                    value = logits.result() if logits is not None else self.logits(model, ids)
-                    prepared = self.prepared(model, ids, question.temperature, value)
+                prepared = self.prepared(model, ids, question.temperature, fetch)
                 if _too_many(prepared, question, most_wedges):
                     answered.set_result(TOO_MANY_WEDGES)
                 else:
@@ -200,7 +199,7 @@ class Wheels:
             except BaseException as exc:  # the asker must always hear back
                 answered.set_exception(exc)
 
-        if self._cached_prepared(model, ids, question.temperature) is not None:
+        if self._prepared_key(model, ids, question.temperature) in self.prepared_cache:
             run(functools.partial(compute, None))
         else:
             later = self.logits_later(model, ids)
